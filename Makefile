@@ -1,0 +1,66 @@
+# comment-streams: `make demo` runs the pipeline on the sample threads; `make test` runs every test.
+# Both set up what they need on a fresh machine: Debian packages, the virtualenv, the broker jars.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA := deploy/kafka/kafka.sh
+export KAFKA_PORT ?= 9092
+
+.PHONY: demo run test unit integration lint typecheck bench broker-start broker-stop clean system-deps
+
+demo: $(STAMP) broker-start
+	$(BIN)/streams demo
+
+run: $(STAMP) broker-start
+	$(BIN)/streams demo --keep-running
+
+test: $(STAMP) broker-start lint typecheck
+	$(BIN)/pytest -q tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) broker-start
+	$(BIN)/pytest -q tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check streams tests bench dashboards
+	$(BIN)/ruff format --check streams tests bench dashboards
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/flags_eval.py
+
+broker-start: system-deps
+	bash $(KAFKA) start
+
+broker-stop:
+	bash $(KAFKA) stop
+
+# Java runs the broker, Maven fetches it, Prometheus is scraped in the metrics test.
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	-bash $(KAFKA) stop
+	rm -rf $(VENV) .streams-data deploy/kafka/run deploy/kafka/jars .mypy_cache .ruff_cache .pytest_cache

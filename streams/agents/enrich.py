@@ -1,0 +1,99 @@
+"""enrich: comments.valid -> thread placement, features, language, flags -> comments.authored;
+authors: comments.authored (keyed by author) -> author stats -> comments.enriched (+ comments.flagged).
+
+Author stats need every comment of an author in one partition, hence the re-keyed hop.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import faust
+import msgspec
+
+from streams import metrics, topics
+from streams.agents.common import ENCODER, as_bytes, send_dead_letter, timed
+from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
+from streams.enrich import authors as author_state
+from streams.enrich.compose import enrich_placements, note_fingerprint, text_features, with_author_stats
+from streams.enrich.flags import FlagScorer, load_moderation_config
+from streams.enrich.thread import Placement, ThreadTree
+from streams.ingest import Rejection
+from streams.models import CommentEvent, EnrichedComment
+
+ENRICH_BATCH = 500
+ENRICH_WITHIN_SECONDS = 0.05
+
+thread_state = table("thread_state", "Per-thread comment tree: parents, depths, waiting replies")
+fingerprints = table("fingerprints", "Authors seen per text fingerprint (spam signal)")
+author_stats = table("author_stats", "Per-author counts: comments, flagged, threads, first seen")
+
+_EVENT = msgspec.json.Decoder(CommentEvent)
+_ENRICHED = msgspec.json.Decoder(EnrichedComment)
+
+
+def _scorer() -> FlagScorer:
+    path = Path(settings.moderation_file) if settings.moderation_file else None
+    return FlagScorer(load_moderation_config(path))
+
+
+@app.agent(valid_topic, name="enrich")
+async def enrich(stream: faust.StreamT[bytes]) -> None:
+    tree = ThreadTree(thread_state)
+    scorer = _scorer()
+    async for events in stream.take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
+        metrics.EVENTS_IN.labels("enrich").inc(len(events))
+        metrics.BATCH_SIZE.labels("enrich").observe(len(events))
+        with timed("enrich"):
+            now_ms = int(time.time() * 1000)
+            placements: list[Placement] = []
+            features = []
+            duplicates = []
+            for event in events:
+                # Table writes go to the changelog partition of the event being processed.
+                stream._set_current_event(event)
+                try:
+                    comment = _EVENT.decode(as_bytes(event.value))
+                except msgspec.MsgspecError as exc:
+                    await send_dead_letter(event, Rejection("schema", str(exc)), stage="enrich")
+                    continue
+                for placement in tree.place(comment, now_ms=now_ms):
+                    feats = text_features(placement.event.body)
+                    placements.append(placement)
+                    features.append(feats)
+                    duplicates.append(note_fingerprint(fingerprints, feats.fingerprint, placement.event.author))
+            stream._set_current_event(None)
+            for row in enrich_placements(placements, features, duplicates, scorer=scorer):
+                await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row))
+            metrics.EVENTS_OUT.labels("enrich", topics.AUTHORED).inc(len(placements))
+
+
+@app.agent(authored_topic, name="authors")
+async def authors(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        metrics.EVENTS_IN.labels("authors").inc()
+        with timed("authors"):
+            try:
+                comment = _ENRICHED.decode(as_bytes(event.value))
+            except msgspec.MsgspecError as exc:
+                await send_dead_letter(event, Rejection("schema", str(exc)), stage="authors")
+                continue
+            e = comment.event
+            stats = author_state.observe(
+                author_stats,
+                author=e.author,
+                thread_id=e.thread_id,
+                comment_id=e.comment_id,
+                posted_ms=int(e.posted_at.timestamp() * 1000),
+                flagged=bool(comment.flags.flags),
+            )
+            row = with_author_stats(comment, stats)
+            payload = ENCODER.encode(row)
+            await enriched_topic.send(key=e.thread_id.encode(), value=payload)
+            metrics.EVENTS_OUT.labels("authors", topics.ENRICHED).inc()
+            if row.flags.flags:
+                await flagged_topic.send(key=e.thread_id.encode(), value=payload)
+                metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
+                for category in row.flags.flags:
+                    metrics.FLAGS.labels(category).inc()

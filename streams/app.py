@@ -1,0 +1,58 @@
+"""The Faust application: one per process, configured from the STREAMS_* settings.
+
+Topic values are raw bytes (JSON of streams.models types) decoded by our own msgspec code, so that
+validation failures are ours to route to the dead-letter topic rather than Faust's to crash on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams import topics
+from streams.settings import Settings, load_settings
+
+settings: Settings = load_settings()
+
+app = faust.App(
+    settings.topic(settings.app_id),
+    broker=settings.broker_url,
+    store="memory://",
+    datadir=settings.data_dir,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    key_serializer="raw",
+    value_serializer="raw",
+    consumer_auto_offset_reset="earliest",
+    web_enabled=True,
+    web_port=settings.web_port,
+    web_bind=settings.web_host,
+    web_host=settings.web_host,
+    # Commit often: a crash then replays little (replays are harmless, merely slower).
+    broker_commit_every=1000,
+    broker_commit_interval=1.0,
+    producer_acks=-1,
+    autodiscover=False,
+)
+
+
+def topic(name: str, **kwargs: Any) -> faust.TopicT:
+    return app.topic(settings.topic(name), partitions=settings.partitions, **kwargs)
+
+
+def table(name: str, help: str) -> faust.TableT:
+    """A changelog-backed memory table; Faust serialises table keys and values as JSON."""
+    return app.Table(name, default=None, partitions=settings.partitions, help=help)
+
+
+raw_topic = topic(topics.RAW)
+valid_topic = topic(topics.VALID)
+authored_topic = topic(topics.AUTHORED)
+enriched_topic = topic(topics.ENRICHED)
+flagged_topic = topic(topics.FLAGGED)
+dlq_topic = topic(topics.DLQ)
+windows_input_topic = topic(topics.WINDOWS_INPUT)
+activity_windows_topic = topic(topics.ACTIVITY_WINDOWS)
+alerts_topic = topic(topics.ALERTS)
+late_topic = topic(topics.LATE)

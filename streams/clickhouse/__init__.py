@@ -1,0 +1,1 @@
+"""ClickHouse access: client factory (chdb:// or http://), migrations, batch writer."""

@@ -1,0 +1,203 @@
+"""`streams demo`: broker + worker + embedded ClickHouse, the sample threads fed through, a summary.
+
+The worker process owns the embedded database, so this process only talks to it over HTTP (/sql).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streams import PROJECT_ROOT
+from streams.feed import feed
+from streams.settings import Settings
+from streams.sources.registry import parse_source
+from streams.worker_client import WorkerClient
+
+KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def broker_answers(settings: Settings) -> bool:
+    host, _, port = settings.bootstrap_servers[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def run_kafka_script(action: str, settings: Settings) -> None:
+    env = dict(os.environ)
+    env.setdefault("KAFKA_PORT", settings.bootstrap_servers[0].rsplit(":", 1)[-1])
+    if subprocess.call(["bash", str(KAFKA_SCRIPT), action], env=env) != 0:
+        raise DemoError(f"kafka.sh {action} failed (see deploy/kafka/run/)")
+
+
+def wait_for(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class WorkerProcess:
+    """`streams worker` as a child process, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env or dict(os.environ),
+            start_new_session=True,
+        )
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, client: WorkerClient, timeout: float = 120.0) -> None:
+        def ready() -> bool:
+            if not self.running():
+                raise DemoError(f"the worker exited early; see {self.log_path}:\n{self.tail()}")
+            if not client.alive():
+                return False
+            try:
+                client.query("SELECT count() FROM comments")
+            except Exception:
+                return False
+            return True
+
+        wait_for(ready, timeout=timeout, what="the worker to answer")
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def summary_tables(client: Any, thread_ids: list[str]) -> list[Table]:
+    ids = ", ".join(f"'{t}'" for t in thread_ids)
+    out: list[Table] = []
+
+    def table(title: str, sql: str) -> None:
+        result = client.query(sql)
+        t = Table(*result.column_names, title=title, title_justify="left")
+        for row in result.result_rows:
+            t.add_row(*("" if v is None else str(v) for v in row))
+        out.append(t)
+
+    table(
+        "Comments per thread",
+        "SELECT thread_id, any(thread_title) AS title, count() AS comments, uniqExact(author) AS authors, "
+        "max(depth) AS max_depth, countIf(length(flags) > 0) AS flagged, "
+        "min(posted_at) AS first, max(posted_at) AS last "
+        f"FROM comments FINAL WHERE thread_id IN ({ids}) GROUP BY thread_id ORDER BY comments DESC",
+    )
+    table(
+        "Comments (thread order by time)",
+        "SELECT posted_at, author, ifNull(parent_author, '') AS replying_to, depth, body_length AS chars, "
+        "language, arrayStringConcat(flags, ',') AS flags "
+        f"FROM comments FINAL WHERE thread_id IN ({ids}) ORDER BY thread_id, posted_at",
+    )
+    table(
+        "Reply depth",
+        f"SELECT depth, count() AS comments FROM comments FINAL WHERE thread_id IN ({ids}) "
+        "GROUP BY depth ORDER BY depth",
+    )
+    table(
+        "Authors",
+        "SELECT author, count() AS comments, max(author_flagged_count) AS flagged, "
+        f"max(author_thread_count) AS threads FROM comments FINAL WHERE thread_id IN ({ids}) "
+        "GROUP BY author ORDER BY comments DESC, author",
+    )
+    table(
+        "Dead letters",
+        "SELECT stage, reason_code, count() AS messages, any(reason) AS example FROM dead_letters FINAL "
+        "GROUP BY stage, reason_code ORDER BY messages DESC",
+    )
+    return out
+
+
+def run_demo(settings: Settings, *, keep_running: bool, console: Console, files: list[Path]) -> None:
+    started = time.monotonic()
+    started_broker = False
+    if not broker_answers(settings):
+        console.print(f"starting the local Kafka broker ({settings.broker}) ...")
+        run_kafka_script("start", settings)
+        started_broker = True
+    log_path = Path(settings.data_dir).parent / "worker.log"
+    worker = WorkerProcess(settings, log_path)
+    client = WorkerClient(settings)
+    if client.alive():
+        raise DemoError(f"a worker already answers at {settings.worker_url}; stop it first")
+    console.print(f"starting the worker (log: {log_path}) ...")
+    worker.start()
+    try:
+        worker.wait_ready(client)
+        sources = [parse_source(path, fmt="auto", tz="UTC") for path in files]
+        thread_ids = [s.dump.thread_id for s in sources if s.dump]
+        expected = sum(len(s.dump.comments) for s in sources if s.dump)
+        for path, source in zip(files, sources, strict=True):
+            stats = asyncio.run(feed(settings, source))
+            console.print(f"fed {path.name}: {stats.sent} comments in {stats.seconds:.2f}s")
+        ids = ", ".join(f"'{t}'" for t in thread_ids)
+
+        def landed() -> bool:
+            rows = client.query(f"SELECT count() FROM comments FINAL WHERE thread_id IN ({ids})").result_rows
+            return int(rows[0][0]) >= expected
+
+        wait_for(landed, timeout=120, what=f"{expected} comments to land in ClickHouse")
+        for t in summary_tables(client, thread_ids):
+            console.print(t)
+        console.print(
+            f"[bold green]{expected} comments from {len(thread_ids)} thread(s) landed[/] "
+            f'in {time.monotonic() - started:.1f}s. Query them: streams sql "SELECT ... FROM comments FINAL"'
+        )
+        if keep_running:
+            console.print(f"worker running at {settings.worker_url} (/metrics, /sql); Ctrl-C stops it")
+            try:
+                while worker.running():
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        code = worker.stop()
+        console.print(f"worker stopped (exit {code})")
+        if started_broker:
+            run_kafka_script("stop", settings)

@@ -1,0 +1,273 @@
+"""Where a comment sits in its thread: parent, root and depth, for streams that arrive out of order.
+
+Pure logic over a key-value store (a Faust Table in the worker, a dict in tests). Every key starts
+with the thread id, so with topics keyed by thread all of a thread's state lives in one partition.
+
+- A reply may name its parent by id, or only by the parent's author name; then the parent is the
+  latest comment by that author in the thread posted at or before the reply (file order on ties).
+- A reply may arrive before its parent. It is placed provisionally (depth 1, `parent_missing`) and
+  waits; when the parent (or a better match by author name) arrives, the reply and everything below
+  it are placed again and re-emitted with a higher revision, so ClickHouse keeps the corrected row.
+- Waiting expires after `pending_ttl_ms` of wall-clock time: the reply then keeps its provisional
+  place for good (a parent that never comes must not hold state forever).
+- Redelivery of an already placed event changes nothing and bumps no revision: that is what makes
+  at-least-once delivery safe. An older version of a comment (a `created` replayed after its `edited`)
+  never overwrites a newer one.
+
+Store layout (values are plain JSON types because Faust changelogs serialise them):
+  n|thread|comment   -> node dict (see `_node`)
+  a|thread|author    -> [[posted_ms, seq, comment_id], ...] sorted: comments by that author
+  k|thread|comment   -> [child comment ids] (children resolved to this comment)
+  wi|thread|parent   -> {child_id: expires_ms} replies waiting for a parent id not seen yet
+  wa|thread|author   -> {child_id: expires_ms} replies naming an author with no earlier comment yet
+  ba|thread|author   -> [child comment ids] replies that named this author (re-checked when the
+                        author posts again, since a later-arriving comment can be a closer match)
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from streams.models import CommentEvent
+
+_SEP = "|"
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(CommentEvent)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A comment's position, to be (re-)emitted. `revision` grows whenever the row changes."""
+
+    event: CommentEvent
+    parent_id: str | None
+    root_id: str
+    depth: int
+    parent_missing: bool
+    revision: int
+
+
+def _key(kind: str, thread_id: str, name: str) -> str:
+    return f"{kind}{_SEP}{thread_id}{_SEP}{name}"
+
+
+def event_time_ms(event: CommentEvent) -> int:
+    """The time an event speaks for: its edit time for edits, else its posting time."""
+    moment = event.edited_at or event.posted_at
+    return int(moment.timestamp() * 1000)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp() * 1000)
+
+
+class ThreadTree:
+    def __init__(self, store: MutableMapping[str, Any], *, pending_ttl_ms: int = 3_600_000) -> None:
+        self.store = store
+        self.pending_ttl_ms = pending_ttl_ms
+
+    # -- public --------------------------------------------------------------------------------
+
+    def place(self, event: CommentEvent, *, now_ms: int) -> list[Placement]:
+        """Place `event`; return its placement first, then any earlier comments it re-placed."""
+        thread = event.thread_id
+        node_key = _key("n", thread, event.comment_id)
+        old = self.store.get(node_key)
+        if old is not None and old["t_ev"] > event_time_ms(event):
+            # An older version arriving late (replay): keep the newer one, re-emit it unchanged.
+            return [self._placement(old)]
+        if old is not None and old["raw"] == _ENCODER.encode(event).decode():
+            return [self._placement(old)]  # redelivery: nothing changes
+
+        parent_id, by_author = self._resolve(event)
+        node = self._node(event, old)
+        self.store[node_key] = node
+        if old is None:
+            self._index_author(event)
+        if by_author and old is None:
+            self._append(_key("ba", thread, event.parent_author or ""), event.comment_id)
+
+        changed = self._attach(node, parent_id, now_ms=now_ms, by_author=by_author)
+        out = [self._placement(self.store[node_key])]
+        seen = {event.comment_id}
+        if old is None:
+            changed += self._wake_waiters(event, now_ms=now_ms)
+        for cid in changed:
+            if cid not in seen:
+                seen.add(cid)
+                out.append(self._placement(self.store[_key("n", thread, cid)]))
+        return out
+
+    def expire(self, *, now_ms: int) -> int:
+        """Forget waiting replies whose TTL passed; they keep their provisional place. Returns count."""
+        dropped = 0
+        for key in [k for k in list(self.store.keys()) if k.startswith(("wi|", "wa|"))]:
+            waiting = dict(self.store.get(key) or {})
+            alive = {cid: exp for cid, exp in waiting.items() if exp > now_ms}
+            dropped += len(waiting) - len(alive)
+            if alive:
+                if len(alive) != len(waiting):
+                    self.store[key] = alive
+            else:
+                del self.store[key]
+        return dropped
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def _resolve(self, event: CommentEvent) -> tuple[str | None, bool]:
+        """(parent id or None, whether it was resolved by author name)."""
+        if event.parent_id:
+            return event.parent_id, False
+        if not event.parent_author:
+            return None, False
+        return self._latest_by_author(event, event.parent_author), True
+
+    def _latest_by_author(self, child: CommentEvent, author: str) -> str | None:
+        entries = self.store.get(_key("a", child.thread_id, author)) or []
+        child_ms = _ms(child.posted_at)
+        best: str | None = None
+        # Sorted by (posted_ms, arrival seq): the last entry at or before the child wins.
+        for posted_ms, _seq, cid in entries:
+            if posted_ms > child_ms:
+                break
+            if cid != child.comment_id:
+                best = cid
+        return best
+
+    # -- state updates -------------------------------------------------------------------------
+
+    def _node(self, event: CommentEvent, old: dict[str, Any] | None) -> dict[str, Any]:
+        node = dict(old) if old else {"p": None, "d": 0, "r": event.comment_id, "m": False, "v": 0, "pos": False}
+        node.update(
+            id=event.comment_id,
+            th=event.thread_id,
+            au=event.author,
+            t=_ms(event.posted_at),
+            t_ev=event_time_ms(event),
+            raw=_ENCODER.encode(event).decode(),
+        )
+        if old is not None:
+            node["v"] = old["v"] + 1  # edit / delete: a newer row
+        return node
+
+    def _index_author(self, event: CommentEvent) -> None:
+        key = _key("a", event.thread_id, event.author)
+        entries = list(self.store.get(key) or [])
+        seq = len(entries)
+        bisect.insort(entries, [_ms(event.posted_at), seq, event.comment_id])
+        self.store[key] = entries
+
+    def _append(self, key: str, value: str) -> None:
+        values = list(self.store.get(key) or [])
+        if value not in values:
+            values.append(value)
+            self.store[key] = values
+
+    def _remove(self, key: str, value: str) -> None:
+        values = list(self.store.get(key) or [])
+        if value in values:
+            values.remove(value)
+            if values:
+                self.store[key] = values
+            else:
+                del self.store[key]
+
+    def _wait(self, key: str, child_id: str, *, now_ms: int) -> None:
+        waiting = dict(self.store.get(key) or {})
+        waiting[child_id] = now_ms + self.pending_ttl_ms
+        self.store[key] = waiting
+
+    def _unwait(self, key: str, child_id: str) -> None:
+        waiting = dict(self.store.get(key) or {})
+        if waiting.pop(child_id, None) is not None:
+            if waiting:
+                self.store[key] = waiting
+            else:
+                del self.store[key]
+
+    def _attach(self, node: dict[str, Any], parent_id: str | None, *, now_ms: int, by_author: bool) -> list[str]:
+        """Set a node's parent/root/depth. If an already placed node moved, its subtree moves too;
+        returns the ids of the moved descendants."""
+        thread, cid = node["th"], node["id"]
+        node_key = _key("n", thread, cid)
+        node = dict(self.store[node_key])
+        parent_author = _DECODER.decode(node["raw"]).parent_author
+        position: tuple[str | None, str, int, bool]
+        if parent_id is None and parent_author is None:
+            position = (None, cid, 0, False)
+        elif parent_id is None:
+            # Named a parent author with no earlier comment by them yet: wait for one.
+            self._wait(_key("wa", thread, parent_author or ""), cid, now_ms=now_ms)
+            position = (None, cid, 1, True)
+        else:
+            parent = self.store.get(_key("n", thread, parent_id))
+            if parent is None:
+                self._wait(_key("wi", thread, parent_id), cid, now_ms=now_ms)
+                position = (parent_id, parent_id, 1, True)
+            else:
+                if by_author:
+                    self._unwait(_key("wa", thread, parent_author or ""), cid)
+                self._append(_key("k", thread, parent_id), cid)
+                position = (parent_id, parent["r"], parent["d"] + 1, False)
+        previous = (node["p"], node["r"], node["d"], node["m"]) if node["pos"] else None
+        if previous == position:
+            return []
+        if previous is not None and previous[0] and previous[0] != position[0]:
+            self._remove(_key("k", thread, previous[0]), cid)
+        node["p"], node["r"], node["d"], node["m"] = position
+        node["pos"] = True
+        if previous is not None:
+            node["v"] += 1
+        self.store[node_key] = node
+        return self._replace_children(thread, cid, now_ms=now_ms) if previous is not None else []
+
+    def _replace_children(self, thread: str, cid: str, *, now_ms: int) -> list[str]:
+        """A comment moved: its resolved children move with it (depth and root follow)."""
+        moved: list[str] = []
+        for child_id in list(self.store.get(_key("k", thread, cid)) or []):
+            child = self.store.get(_key("n", thread, child_id))
+            if child is None:
+                continue
+            moved.append(child_id)
+            moved += self._attach(child, cid, now_ms=now_ms, by_author=False)
+        return moved
+
+    def _wake_waiters(self, event: CommentEvent, *, now_ms: int) -> list[str]:
+        """A new comment arrived: replies waiting for it, or naming its author, may move."""
+        thread, cid = event.thread_id, event.comment_id
+        moved: list[str] = []
+        waiting_key = _key("wi", thread, cid)
+        for child_id in list((self.store.get(waiting_key) or {}).keys()):
+            self._unwait(waiting_key, child_id)
+            child = self.store.get(_key("n", thread, child_id))
+            if child is not None:
+                moved.append(child_id)
+                moved += self._attach(child, cid, now_ms=now_ms, by_author=False)
+        # Replies that named this author: the new comment may be their (closer) parent now.
+        for child_id in list(self.store.get(_key("ba", thread, event.author)) or []):
+            child = self.store.get(_key("n", thread, child_id))
+            if child is None:
+                continue
+            child_event = _DECODER.decode(child["raw"])
+            best = self._latest_by_author(child_event, event.author)
+            if best is not None and best != child["p"]:
+                moved.append(child_id)
+                moved += self._attach(child, best, now_ms=now_ms, by_author=True)
+        return moved
+
+    @staticmethod
+    def _placement(node: dict[str, Any]) -> Placement:
+        return Placement(
+            event=_DECODER.decode(node["raw"]),
+            parent_id=node["p"],
+            root_id=node["r"],
+            depth=node["d"],
+            parent_missing=node["m"],
+            revision=node["v"],
+        )

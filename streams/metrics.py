@@ -1,0 +1,83 @@
+"""Prometheus metrics of every agent, served at /metrics on the worker's web port.
+
+Labels are bounded: agent, stage, topic, table, category, reason code, window kind, partition.
+Never an author, thread or comment id (unbounded cardinality would swamp Prometheus).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+EVENTS_IN = Counter("streams_events_in", "Messages an agent received", ["agent"], registry=REGISTRY)
+EVENTS_OUT = Counter(
+    "streams_events_out", "Messages an agent produced, by target topic", ["agent", "topic"], registry=REGISTRY
+)
+EVENTS_FAILED = Counter(
+    "streams_events_failed",
+    "Messages an agent could not process, by reason code",
+    ["agent", "reason"],
+    registry=REGISTRY,
+)
+PROCESSING_SECONDS = Histogram(
+    "streams_processing_seconds",
+    "Time an agent spent on one message (or one batch for the sink)",
+    ["agent"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+END_TO_END_SECONDS = Histogram(
+    "streams_end_to_end_seconds",
+    "From a message's Kafka timestamp to its row being in ClickHouse",
+    ["table"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "streams_batch_size", "Rows per sink batch", ["agent"], buckets=_BATCH_BUCKETS, registry=REGISTRY
+)
+INSERT_SECONDS = Histogram(
+    "streams_clickhouse_insert_seconds",
+    "Duration of one ClickHouse insert",
+    ["table"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+INSERT_ROWS = Counter("streams_clickhouse_rows", "Rows inserted into ClickHouse", ["table"], registry=REGISTRY)
+INSERT_ERRORS = Counter(
+    "streams_clickhouse_insert_errors",
+    "Failed ClickHouse inserts (retried with backoff)",
+    ["table"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "streams_dead_letters", "Messages sent to the dead-letter topic", ["stage", "reason"], registry=REGISTRY
+)
+FLAGS = Counter("streams_flags", "Comments flagged, by category", ["category"], registry=REGISTRY)
+LATE_EVENTS = Counter(
+    "streams_late_events", "Comments too late for their (already expired) window", ["kind"], registry=REGISTRY
+)
+WINDOWS_EMITTED = Counter(
+    "streams_windows_emitted",
+    "Window rows emitted (first versions and corrections)",
+    ["kind"],
+    registry=REGISTRY,
+)
+ALERTS = Counter("streams_alerts", "Detector alerts raised", ["detector"], registry=REGISTRY)
+CONSUMER_LAG = Gauge(
+    "streams_consumer_lag",
+    "Messages between the committed offset and the end of the partition",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+TABLE_ROWS = Gauge("streams_table_rows", "Rows in a ClickHouse table (sampled)", ["table"], registry=REGISTRY)
+WATERMARK_SECONDS = Gauge(
+    "streams_window_watermark_seconds",
+    "Event-time watermark per partition (unix seconds)",
+    ["partition"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,121 @@
+"""One frozen settings object, read from STREAMS_* environment variables.
+
+Every knob the worker, the feeder and the CLI share lives here, so that `streams worker` and
+`streams feed` started with the same environment agree on broker, topics and database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from streams import PROJECT_ROOT
+
+ENV_PREFIX = "STREAMS_"
+
+
+class SettingsError(ValueError):
+    """A STREAMS_* variable has a value we cannot use."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    #: Kafka bootstrap servers, comma-separated host:port (a kafka:// prefix is accepted).
+    broker: str = "127.0.0.1:9092"
+    #: chdb:///path (embedded ClickHouse, the default) or http(s)://user:pass@host:8123/db.
+    clickhouse_dsn: str = f"chdb://{PROJECT_ROOT / '.streams-data' / 'chdb'}"
+    #: Prepended to every topic name, so several pipelines (or test runs) can share one broker.
+    topic_prefix: str = ""
+    #: Faust application id (consumer group, changelog topic names); the topic prefix is added.
+    app_id: str = "comment-streams"
+    #: Partitions of the topics this app creates.
+    partitions: int = 4
+    #: The sink flushes a batch at this many rows ...
+    sink_batch_rows: int = 2000
+    #: ... or when its oldest row has waited this long.
+    sink_batch_seconds: float = 1.0
+    #: Worker HTTP port: /metrics, /sql, /health.
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    #: Faust's local state directory (table metadata; tables themselves are in memory + changelog).
+    data_dir: str = str(PROJECT_ROOT / ".streams-data" / "faust")
+    log_level: str = "info"
+    #: Moderation thresholds, lexicons and detector settings (empty: the bundled file).
+    moderation_file: str = ""
+    #: Event-time windows: how late an event may be and still count in its first emission.
+    window_lateness_seconds: float = 300.0
+    #: How long an emitted window can still be corrected by a late event.
+    window_retention_seconds: float = 3600.0
+    #: A partition with no events for this long (wall clock) advances its watermark anyway.
+    window_idle_seconds: float = 30.0
+
+    @property
+    def broker_url(self) -> str:
+        hosts = [h.strip().removeprefix("kafka://") for h in self.broker.split(",") if h.strip()]
+        return ";".join(f"kafka://{h}" for h in hosts)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [h.strip().removeprefix("kafka://") for h in self.broker.split(",") if h.strip()]
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected a {kind.__name__}") from exc
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from STREAMS_<FIELD> variables; unknown STREAMS_ variables are an error."""
+    env = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, object] = {}
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        name = var[len(ENV_PREFIX) :].lower()
+        if name not in known:
+            raise SettingsError(f"unknown setting {var} (known: {', '.join(sorted(known))})")
+        kind = type(getattr(Settings(), name))
+        values[name] = _convert(name, raw, kind)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.partitions < 1:
+        raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be >= 1, got {settings.partitions}")
+    if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
+        raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
+    return settings
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for each setting, for `streams settings` and the README."""
+    import inspect
+
+    source = inspect.getsource(Settings)
+    rows = []
+    for f in fields(Settings):
+        comment = ""
+        marker = f"    {f.name}:"
+        lines = source.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith(marker):
+                j = i - 1
+                parts: list[str] = []
+                while j >= 0 and lines[j].strip().startswith("#:"):
+                    parts.insert(0, lines[j].strip()[2:].strip())
+                    j -= 1
+                comment = " ".join(parts)
+        rows.append((f"{ENV_PREFIX}{f.name.upper()}", str(f.default), comment))
+    return rows
