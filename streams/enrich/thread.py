@@ -9,7 +9,8 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
   waits; when the parent (or a better match by author name) arrives, the reply and everything below
   it are placed again and re-emitted with a higher revision, so ClickHouse keeps the corrected row.
 - Waiting expires after `pending_ttl_ms` of wall-clock time: the reply then keeps its provisional
-  place for good (a parent that never comes must not hold state forever).
+  place for good. Expiry is checked when a candidate parent arrives (tables can only be written
+  while processing an event of the same partition, so there is no background sweep).
 - Redelivery of an already placed event changes nothing and bumps no revision: that is what makes
   at-least-once delivery safe. An older version of a comment (a `created` replayed after its `edited`)
   never overwrites a newer one.
@@ -104,20 +105,6 @@ class ThreadTree:
                 out.append(self._placement(self.store[_key("n", thread, cid)]))
         return out
 
-    def expire(self, *, now_ms: int) -> int:
-        """Forget waiting replies whose TTL passed; they keep their provisional place. Returns count."""
-        dropped = 0
-        for key in [k for k in list(self.store.keys()) if k.startswith(("wi|", "wa|"))]:
-            waiting = dict(self.store.get(key) or {})
-            alive = {cid: exp for cid, exp in waiting.items() if exp > now_ms}
-            dropped += len(waiting) - len(alive)
-            if alive:
-                if len(alive) != len(waiting):
-                    self.store[key] = alive
-            else:
-                del self.store[key]
-        return dropped
-
     # -- resolution ----------------------------------------------------------------------------
 
     def _resolve(self, event: CommentEvent) -> tuple[str | None, bool]:
@@ -192,8 +179,8 @@ class ThreadTree:
                 del self.store[key]
 
     def _attach(self, node: dict[str, Any], parent_id: str | None, *, now_ms: int, by_author: bool) -> list[str]:
-        """Set a node's parent/root/depth. If an already placed node moved, its subtree moves too;
-        returns the ids of the moved descendants."""
+        """Set a node's parent/root/depth. Returns the ids of already placed nodes that moved: this
+        node (if it had a place before and it changed) and the descendants that moved with it."""
         thread, cid = node["th"], node["id"]
         node_key = _key("n", thread, cid)
         node = dict(self.store[node_key])
@@ -225,7 +212,7 @@ class ThreadTree:
         if previous is not None:
             node["v"] += 1
         self.store[node_key] = node
-        return self._replace_children(thread, cid, now_ms=now_ms) if previous is not None else []
+        return [cid, *self._replace_children(thread, cid, now_ms=now_ms)] if previous is not None else []
 
     def _replace_children(self, thread: str, cid: str, *, now_ms: int) -> list[str]:
         """A comment moved: its resolved children move with it (depth and root follow)."""
@@ -234,7 +221,6 @@ class ThreadTree:
             child = self.store.get(_key("n", thread, child_id))
             if child is None:
                 continue
-            moved.append(child_id)
             moved += self._attach(child, cid, now_ms=now_ms, by_author=False)
         return moved
 
@@ -243,21 +229,23 @@ class ThreadTree:
         thread, cid = event.thread_id, event.comment_id
         moved: list[str] = []
         waiting_key = _key("wi", thread, cid)
-        for child_id in list((self.store.get(waiting_key) or {}).keys()):
+        for child_id, expires_ms in list((self.store.get(waiting_key) or {}).items()):
             self._unwait(waiting_key, child_id)
             child = self.store.get(_key("n", thread, child_id))
-            if child is not None:
-                moved.append(child_id)
+            if child is not None and expires_ms > now_ms:
                 moved += self._attach(child, cid, now_ms=now_ms, by_author=False)
         # Replies that named this author: the new comment may be their (closer) parent now.
         for child_id in list(self.store.get(_key("ba", thread, event.author)) or []):
             child = self.store.get(_key("n", thread, child_id))
             if child is None:
                 continue
+            waiting = self.store.get(_key("wa", thread, event.author)) or {}
+            if child["m"] and child["p"] is None and waiting.get(child_id, 0) <= now_ms:
+                self._unwait(_key("wa", thread, event.author), child_id)
+                continue  # waited past its TTL: keeps its provisional place
             child_event = _DECODER.decode(child["raw"])
             best = self._latest_by_author(child_event, event.author)
             if best is not None and best != child["p"]:
-                moved.append(child_id)
                 moved += self._attach(child, best, now_ms=now_ms, by_author=True)
         return moved
 

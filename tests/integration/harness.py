@@ -1,0 +1,105 @@
+"""Run real `streams worker` processes against the local broker for integration tests.
+
+Each pipeline gets its own topic prefix, embedded ClickHouse directory, Faust data dir and web port,
+so tests never see each other's data. The worker owns its chdb directory; tests query through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from streams import PROJECT_ROOT
+from streams.demo import WorkerProcess
+from streams.feed import FeedStats, feed
+from streams.settings import Settings, load_settings
+from streams.sources.registry import SourceItem
+from streams.worker_client import WorkerClient
+
+KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_broker() -> str:
+    """Start the local broker if it is not up (idempotent); return its address."""
+    port = os.environ.get("KAFKA_PORT", "9092")
+    subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True, env={**os.environ, "KAFKA_PORT": port})
+    return f"127.0.0.1:{port}"
+
+
+class Pipeline:
+    def __init__(self, workdir: Path, broker: str, **overrides: str) -> None:
+        self.workdir = workdir
+        prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("STREAMS_")},
+            "STREAMS_BROKER": broker,
+            "STREAMS_TOPIC_PREFIX": prefix,
+            "STREAMS_CLICKHOUSE_DSN": f"chdb://{workdir / 'chdb'}",
+            "STREAMS_DATA_DIR": str(workdir / "faust"),
+            "STREAMS_WEB_PORT": str(free_port()),
+            "STREAMS_PARTITIONS": "2",
+            "STREAMS_SINK_BATCH_SECONDS": "0.3",
+            "STREAMS_LOG_LEVEL": "warning",
+            **overrides,
+        }
+        self.settings: Settings = load_settings(self.env)
+        self.client = WorkerClient(self.settings)
+        self.worker = WorkerProcess(self.settings, workdir / "worker.log", env=self.env)
+
+    def start(self) -> Pipeline:
+        self.worker.start()
+        self.worker.wait_ready(self.client, timeout=120)
+        return self
+
+    def stop(self) -> int | None:
+        return self.worker.stop()
+
+    def kill(self) -> None:
+        """Crash the worker: no shutdown, no final commit."""
+        assert self.worker.proc is not None
+        self.worker.proc.kill()
+        self.worker.proc.wait()
+
+    def feed_items(self, items: Iterable[SourceItem], rate: float | None = None) -> FeedStats:
+        return asyncio.run(feed(self.settings, items, rate=rate))
+
+    def feed_raw(self, key: str, values: Iterable[bytes]) -> FeedStats:
+        return self.feed_items(SourceItem(key=key, value=v) for v in values)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.client.query(sql, parameters).result_rows
+
+    def scalar(self, sql: str) -> Any:
+        return self.query(sql)[0][0]
+
+    def wait_until(self, sql: str, predicate: Any, *, timeout: float = 60.0) -> Any:
+        """Poll `sql` until predicate(first value) holds; return that value (or fail with the last one)."""
+        deadline = time.monotonic() + timeout
+        value: Any = None
+        while time.monotonic() < deadline:
+            if not self.worker.running():
+                raise AssertionError(f"worker died:\n{self.worker.tail(60)}")
+            value = self.scalar(sql)
+            if predicate(value):
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"timed out: {sql!r} last gave {value!r}\n{self.worker.tail(40)}")
+
+    def cli(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args], input=stdin, capture_output=True, env=self.env, timeout=120
+        )

@@ -1,0 +1,120 @@
+"""The walking skeleton on real infrastructure: Kafka broker -> Faust worker -> embedded ClickHouse."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from streams.cli import SAMPLES_DIR
+from streams.sources.registry import parse_source
+from tests.integration.harness import Pipeline
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+SEED = SAMPLES_DIR / "000_0506d22904cf1e0a.txt"
+
+# (author, parent_author, posted_at UTC, depth) as a reader of the dump sees them.
+EXPECTED = {
+    ("IH8OBAMA", "Dindu Nuffins", datetime(2018, 3, 20, 13, 30, tzinfo=UTC), 1),
+    ("Dabooda", "IH8OBAMA", datetime(2018, 3, 20, 14, 10, tzinfo=UTC), 2),
+    ("are we there yet", "Dabooda", datetime(2018, 3, 20, 16, 24, tzinfo=UTC), 3),
+    ("FireBrander", "FireBrander", datetime(2018, 3, 20, 12, 41, tzinfo=UTC), 2),
+    ("Adolph.H.", "Dindu Nuffins", datetime(2018, 3, 20, 11, 54, tzinfo=UTC), 1),
+    ("slopz38", "Jim in MN", datetime(2018, 3, 20, 12, 6, tzinfo=UTC), 1),
+    ("ZeroSpam", "kralizec", datetime(2018, 3, 21, 2, 50, tzinfo=UTC), 1),
+    ("FireBrander", "ExPat2018", datetime(2018, 3, 20, 12, 31, tzinfo=UTC), 1),
+    ("HRClinton", "Belrev", datetime(2018, 3, 20, 12, 9, tzinfo=UTC), 1),
+}
+
+
+def seed_thread_id() -> str:
+    dump = parse_source(SEED).dump
+    assert dump is not None
+    return dump.thread_id
+
+
+def feed_seed(pipeline: Pipeline) -> None:
+    stats = pipeline.feed_items(parse_source(SEED))
+    assert stats.sent == 9
+
+
+def test_seed_lands_with_thread_positions(pipeline: Pipeline) -> None:
+    feed_seed(pipeline)
+    thread = seed_thread_id()
+    count_sql = f"SELECT count() FROM comments FINAL WHERE thread_id = '{thread}'"
+    pipeline.wait_until(count_sql, lambda n: n >= 9)
+    # Parent fixes arrive as new versions; let the sink catch up before reading positions.
+    rows = pipeline.query(
+        "SELECT author, parent_author, posted_at, depth, body, parent_id, comment_id, root_id, body_length "
+        f"FROM comments FINAL WHERE thread_id = '{thread}'"
+    )
+    assert len(rows) == 9
+    got = {(r[0], r[1], _utc(r[2]), r[3]) for r in rows}
+    assert got == EXPECTED
+    by_author_time = {(r[0], _utc(r[2]).hour, _utc(r[2]).minute): r for r in rows}
+    # The self-reply's parent is the same author's earlier comment; replies to absent authors have none.
+    assert by_author_time[("FireBrander", 12, 41)][5] == by_author_time[("FireBrander", 12, 31)][6]
+    assert by_author_time[("Dabooda", 14, 10)][5] == by_author_time[("IH8OBAMA", 13, 30)][6]
+    assert by_author_time[("IH8OBAMA", 13, 30)][5] is None
+    # Bodies: two empty ones, the rest verbatim with paragraphs.
+    assert by_author_time[("slopz38", 12, 6)][4] == ""
+    assert by_author_time[("ZeroSpam", 2, 50)][4] == ""
+    assert by_author_time[("FireBrander", 12, 31)][4].startswith("Youtube...Wolf Blitzer on Jeopardy")
+    assert "what an absolute moron" in by_author_time[("FireBrander", 12, 31)][4]
+    assert "\n\n" in by_author_time[("IH8OBAMA", 13, 30)][4]
+    assert all(r[8] == len(r[4]) for r in rows)
+    # Replies chain to one root: "are we there yet" -> Dabooda -> IH8OBAMA -> (absent) Dindu Nuffins.
+    assert by_author_time[("are we there yet", 16, 24)][7] == by_author_time[("IH8OBAMA", 13, 30)][7]
+
+
+def test_feeding_twice_keeps_nine_comments(pipeline: Pipeline) -> None:
+    thread = seed_thread_id()
+    feed_seed(pipeline)
+    feed_seed(pipeline)
+    # Wait for the replays to pass through: the sink counts every message it consumed.
+    pipeline.wait_until(f"SELECT count() FROM comments WHERE thread_id = '{thread}'", lambda n: n >= 27, timeout=60)
+    assert pipeline.scalar(f"SELECT count() FROM comments FINAL WHERE thread_id = '{thread}'") == 9
+    assert pipeline.scalar(f"SELECT uniqExact(comment_id) FROM comments WHERE thread_id = '{thread}'") == 9
+
+
+def test_malformed_messages_are_dead_lettered_and_the_worker_keeps_going(pipeline: Pipeline) -> None:
+    good = {
+        "event_id": "e-dlq-good",
+        "source": "test",
+        "thread_id": "dlq-thread",
+        "comment_id": "c-dlq-good",
+        "author": "after the garbage",
+        "posted_at": "2024-05-01T10:00:00+02:00",
+        "body": "still here",
+    }
+    naive = {**good, "event_id": "e-naive", "comment_id": "c-naive", "posted_at": "2024-05-01T10:00:00"}
+    stats = pipeline.feed_raw(
+        "dlq-thread",
+        [b"\xff\xfe not json", msgspec.json.encode(naive), b"", msgspec.json.encode(good)],
+    )
+    assert stats.sent == 4
+    pipeline.wait_until("SELECT count() FROM comments FINAL WHERE thread_id = 'dlq-thread'", lambda n: n == 1)
+    pipeline.wait_until(
+        "SELECT count() FROM dead_letters FINAL WHERE source_topic LIKE '%comments.raw'", lambda n: n >= 3
+    )
+    letters = pipeline.query(
+        "SELECT reason_code, reason, raw FROM dead_letters FINAL WHERE source_topic LIKE '%comments.raw' "
+        "ORDER BY source_offset"
+    )
+    codes = [r[0] for r in letters]
+    assert sorted(codes) == ["empty", "not_json", "schema"]
+    schema_reason = next(r[1] for r in letters if r[0] == "schema")
+    assert "timezone" in schema_reason and "posted_at" in schema_reason
+    assert any("not json" in r[2] for r in letters)  # original bytes kept
+    row = pipeline.query("SELECT author, posted_at FROM comments FINAL WHERE thread_id = 'dlq-thread'")[0]
+    assert row[0] == "after the garbage"
+    assert _utc(row[1]) == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def _utc(value: object) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import copy
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.enrich.thread import ThreadTree
+from streams.models import CommentEvent
+
+T0 = datetime(2018, 3, 20, 12, 0, tzinfo=UTC)
+
+
+def ev(
+    cid: str,
+    author: str,
+    minute: int,
+    *,
+    parent_id: str | None = None,
+    parent_author: str | None = None,
+    body: str = "",
+    event_type: str = "comment.created",
+    edited_minute: int | None = None,
+) -> CommentEvent:
+    return CommentEvent(
+        event_id=f"e-{cid}-{event_type}",
+        event_type=event_type,
+        source="test",
+        thread_id="th",
+        comment_id=cid,  # type: ignore[arg-type]
+        parent_id=parent_id,
+        parent_author=parent_author,
+        author=author,
+        posted_at=T0 + timedelta(minutes=minute),
+        edited_at=None if edited_minute is None else T0 + timedelta(minutes=edited_minute),
+        body=body,
+    )
+
+
+def positions(tree: ThreadTree) -> dict[str, tuple[str | None, str, int, bool]]:
+    out = {}
+    for key, node in tree.store.items():
+        if key.startswith("n|"):
+            out[node["id"]] = (node["p"], node["r"], node["d"], node["m"])
+    return out
+
+
+def test_in_order_chain() -> None:
+    tree = ThreadTree({})
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
+    [p] = tree.place(ev("c", "carol", 2, parent_author="bob"), now_ms=0)
+    assert (p.parent_id, p.root_id, p.depth, p.parent_missing) == ("b", "a", 2, False)
+
+
+def test_reply_before_parent_is_fixed_when_parent_arrives() -> None:
+    tree = ThreadTree({})
+    [c] = tree.place(ev("c", "carol", 2, parent_id="b"), now_ms=0)
+    assert (c.depth, c.parent_missing, c.revision) == (1, True, 0)
+    # b arrives (itself waiting for a): c is re-emitted under b.
+    out = tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
+    assert [(p.event.comment_id, p.depth, p.root_id, p.parent_missing, p.revision) for p in out] == [
+        ("b", 1, "a", True, 0),
+        ("c", 2, "a", False, 1),
+    ]
+    # a arrives: b is no longer missing its parent; c's position does not change, so it is not re-emitted.
+    out = tree.place(ev("a", "alice", 0), now_ms=0)
+    assert [(p.event.comment_id, p.depth, p.root_id, p.parent_missing, p.revision) for p in out] == [
+        ("a", 0, "a", False, 0),
+        ("b", 1, "a", False, 1),
+    ]
+    assert positions(tree)["c"] == ("b", "a", 2, False)
+
+
+def test_a_moved_subtree_moves_with_its_root() -> None:
+    tree = ThreadTree({})
+    tree.place(ev("c", "carol", 3, parent_id="b"), now_ms=0)
+    tree.place(ev("b", "bob", 2, parent_id="x"), now_ms=0)
+    tree.place(ev("x", "xena", 1, parent_id="a"), now_ms=0)
+    out = tree.place(ev("a", "alice", 0), now_ms=0)
+    assert {p.event.comment_id: p.depth for p in out} == {"a": 0, "x": 1}
+    assert positions(tree) == {
+        "a": (None, "a", 0, False),
+        "x": ("a", "a", 1, False),
+        "b": ("x", "a", 2, False),
+        "c": ("b", "a", 3, False),
+    }
+
+
+def test_parent_by_author_is_latest_earlier_comment_and_later_arrivals_can_be_closer() -> None:
+    tree = ThreadTree({})
+    tree.place(ev("x1", "xavier", 0), now_ms=0)
+    [r] = tree.place(ev("r", "rita", 10, parent_author="xavier"), now_ms=0)
+    assert r.parent_id == "x1"
+    # A comment by xavier at minute 5 arrives late: it is the closer earlier comment, so r moves.
+    out = tree.place(ev("x2", "xavier", 5, parent_id="x1"), now_ms=0)
+    moved = {p.event.comment_id: p for p in out}
+    assert moved["r"].parent_id == "x2" and moved["r"].depth == 2 and moved["r"].revision == 1
+    # One after r's time does not attract it.
+    out = tree.place(ev("x3", "xavier", 20), now_ms=0)
+    assert [p.event.comment_id for p in out] == ["x3"]
+
+
+def test_waiting_for_an_author_who_has_not_posted_yet() -> None:
+    tree = ThreadTree({})
+    [r] = tree.place(ev("r", "rita", 10, parent_author="ghost"), now_ms=0)
+    assert (r.parent_id, r.depth, r.parent_missing) == (None, 1, True)
+    out = tree.place(ev("g", "ghost", 3), now_ms=0)
+    assert {p.event.comment_id: (p.parent_id, p.depth, p.parent_missing) for p in out}["r"] == ("g", 1, False)
+
+
+def test_self_reply_does_not_pick_itself() -> None:
+    tree = ThreadTree({})
+    [late] = tree.place(ev("f2", "fire", 41, parent_author="fire"), now_ms=0)
+    assert late.parent_id is None and late.parent_missing
+    out = tree.place(ev("f1", "fire", 31, parent_author="expat"), now_ms=0)
+    placed = {p.event.comment_id: p for p in out}
+    assert placed["f2"].parent_id == "f1" and placed["f2"].depth == 2
+
+
+def test_redelivery_changes_nothing() -> None:
+    tree = ThreadTree({})
+    events = [ev("a", "alice", 0), ev("b", "bob", 1, parent_id="a"), ev("c", "carol", 2, parent_author="bob")]
+    first = [tree.place(e, now_ms=0)[0] for e in events]
+    snapshot = copy.deepcopy(dict(tree.store))
+    again = [tree.place(e, now_ms=0) for e in events]
+    assert all(len(a) == 1 for a in again)
+    assert [a[0] for a in again] == first
+    assert dict(tree.store) == snapshot
+
+
+def test_edits_win_and_late_older_versions_do_not_revert_them() -> None:
+    tree = ThreadTree({})
+    tree.place(ev("a", "alice", 0, body="v1"), now_ms=0)
+    [edited] = tree.place(ev("a", "alice", 0, body="v2", event_type="comment.edited", edited_minute=5), now_ms=0)
+    assert edited.event.body == "v2" and edited.revision == 1
+    [replayed] = tree.place(ev("a", "alice", 0, body="v1"), now_ms=0)
+    assert replayed.event.body == "v2" and replayed.revision == 1
+
+
+def test_waiting_replies_expire() -> None:
+    tree = ThreadTree({}, pending_ttl_ms=1000)
+    tree.place(ev("c", "carol", 2, parent_id="b"), now_ms=0)
+    out = tree.place(ev("b", "bob", 1), now_ms=5000)
+    assert [p.event.comment_id for p in out] == ["b"]  # too late to fix c
+    assert positions(tree)["c"] == ("b", "b", 1, True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000))
+def test_any_arrival_order_gives_the_in_order_tree(seed: int) -> None:
+    rng = random.Random(seed)
+    authors = ["ann", "ben", "cat", "dan"]
+    events = []
+    for i in range(25):
+        author = rng.choice(authors)
+        kind = rng.random()
+        if i and kind < 0.4:
+            parent = events[rng.randrange(len(events))]
+            events.append(ev(f"c{i}", author, i, parent_id=parent.comment_id))
+        elif i and kind < 0.7:
+            events.append(ev(f"c{i}", author, i, parent_author=rng.choice(authors)))
+        else:
+            events.append(ev(f"c{i}", author, i))
+    in_order = ThreadTree({}, pending_ttl_ms=10**12)
+    for e in events:
+        in_order.place(e, now_ms=0)
+    shuffled = ThreadTree({}, pending_ttl_ms=10**12)
+    order = events[:]
+    rng.shuffle(order)
+    latest = {}
+    for e in order:
+        for p in shuffled.place(e, now_ms=0):
+            latest[p.event.comment_id] = (p.parent_id, p.root_id, p.depth, p.parent_missing)
+    assert positions(shuffled) == positions(in_order)
+    assert latest == positions(in_order)  # what was emitted last per comment is the final truth
+    json.dumps(dict(shuffled.store))  # changelog-serialisable
