@@ -93,9 +93,12 @@ def _open_source(path: Path, fmt: str, tz: str) -> Any:
     if not path.exists():
         raise fail(f"{path}: no such file")
     try:
-        return parse_source(path, fmt=fmt, tz=tz)
+        result = parse_source(path, fmt=fmt, tz=tz)
     except (SourceError, ThreadDumpError, UnicodeDecodeError, OSError) as exc:
         raise fail(f"{path}: {exc}") from exc
+    if result.dump is not None and not result.dump.comments:
+        raise fail(f"{path}: no comments found (expected header lines like 'Author Tue, 03/20/2018 - 13:30 Permalink')")
+    return result
 
 
 @cli.command()

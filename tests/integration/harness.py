@@ -99,6 +99,28 @@ class Pipeline:
             time.sleep(0.3)
         raise AssertionError(f"timed out: {sql!r} last gave {value!r}\n{self.worker.tail(40)}")
 
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples on the worker's /metrics that carry the given labels."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self.client.http.request("GET", f"{self.settings.worker_url}/metrics").data.decode()
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def wait_for_metric(self, name: str, predicate: Any, *, timeout: float = 60.0, **labels: str) -> float:
+        deadline = time.monotonic() + timeout
+        value = 0.0
+        while time.monotonic() < deadline:
+            value = self.metric(name, **labels)
+            if predicate(value):
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"timed out: {name}{labels} last {value}\n{self.worker.tail(40)}")
+
     def cli(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
             [sys.executable, "-m", "streams.cli", *args], input=stdin, capture_output=True, env=self.env, timeout=120

@@ -71,10 +71,11 @@ def test_seed_lands_with_thread_positions(pipeline: Pipeline) -> None:
 
 def test_feeding_twice_keeps_nine_comments(pipeline: Pipeline) -> None:
     thread = seed_thread_id()
+    rows_before = pipeline.metric("streams_clickhouse_rows_total", table="comments")
     feed_seed(pipeline)
     feed_seed(pipeline)
-    # Wait for the replays to pass through: the sink counts every message it consumed.
-    pipeline.wait_until(f"SELECT count() FROM comments WHERE thread_id = '{thread}'", lambda n: n >= 27, timeout=60)
+    # Wait until both replays went through the sink (every consumed row is inserted again).
+    pipeline.wait_for_metric("streams_clickhouse_rows_total", lambda n: n >= rows_before + 18, table="comments")
     assert pipeline.scalar(f"SELECT count() FROM comments FINAL WHERE thread_id = '{thread}'") == 9
     assert pipeline.scalar(f"SELECT uniqExact(comment_id) FROM comments WHERE thread_id = '{thread}'") == 9
 
@@ -100,14 +101,15 @@ def test_malformed_messages_are_dead_lettered_and_the_worker_keeps_going(pipelin
         "SELECT count() FROM dead_letters FINAL WHERE source_topic LIKE '%comments.raw'", lambda n: n >= 3
     )
     letters = pipeline.query(
-        "SELECT reason_code, reason, raw FROM dead_letters FINAL WHERE source_topic LIKE '%comments.raw' "
-        "ORDER BY source_offset"
+        "SELECT reason_code, reason, toValidUTF8(raw), hex(raw) FROM dead_letters FINAL "
+        "WHERE source_topic LIKE '%comments.raw' ORDER BY source_offset"
     )
     codes = [r[0] for r in letters]
     assert sorted(codes) == ["empty", "not_json", "schema"]
     schema_reason = next(r[1] for r in letters if r[0] == "schema")
     assert "timezone" in schema_reason and "posted_at" in schema_reason
-    assert any("not json" in r[2] for r in letters)  # original bytes kept
+    # The original bytes are kept exactly, invalid UTF-8 included.
+    assert any(r[3].startswith("FFFE") and "not json" in r[2] for r in letters)
     row = pipeline.query("SELECT author, posted_at FROM comments FINAL WHERE thread_id = 'dlq-thread'")[0]
     assert row[0] == "after the garbage"
     assert _utc(row[1]) == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
