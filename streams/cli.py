@@ -27,8 +27,9 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) would otherwise be squeezed into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -95,7 +96,8 @@ def _open_source(path: Path, fmt: str, tz: str) -> Any:
     try:
         result = parse_source(path, fmt=fmt, tz=tz)
     except (SourceError, ThreadDumpError, UnicodeDecodeError, OSError) as exc:
-        raise fail(f"{path}: {exc}") from exc
+        message = str(exc)
+        raise fail(message if message.startswith(str(path)) else f"{path}: {message}") from exc
     if result.dump is not None and not result.dump.comments:
         raise fail(f"{path}: no comments found (expected header lines like 'Author Tue, 03/20/2018 - 13:30 Permalink')")
     return result
