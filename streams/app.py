@@ -33,6 +33,8 @@ app = faust.App(
     broker_commit_every=1000,
     broker_commit_interval=1.0,
     producer_acks=-1,
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     autodiscover=False,
 )
 

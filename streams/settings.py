@@ -41,6 +41,8 @@ class Settings:
     #: Faust's local state directory (table metadata; tables themselves are in memory + changelog).
     data_dir: str = str(PROJECT_ROOT / ".streams-data" / "faust")
     log_level: str = "info"
+    #: How long the broker waits for a silent (crashed) worker before handing its partitions to another.
+    session_timeout_seconds: float = 30.0
     #: Moderation thresholds, lexicons and detector settings (empty: the bundled file).
     moderation_file: str = ""
     #: Event-time windows: how late an event may be and still count in its first emission.

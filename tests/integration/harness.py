@@ -54,6 +54,8 @@ class Pipeline:
             "STREAMS_PARTITIONS": "2",
             "STREAMS_SINK_BATCH_SECONDS": "0.3",
             "STREAMS_LOG_LEVEL": "warning",
+            # A killed worker's partitions move on after this (the broker's minimum is 6 s).
+            "STREAMS_SESSION_TIMEOUT_SECONDS": "6",
             **overrides,
         }
         self.settings: Settings = load_settings(self.env)
