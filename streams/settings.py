@@ -37,9 +37,11 @@ class Settings:
     sink_batch_seconds: float = 1.0
     #: Worker HTTP port: /metrics, /sql, /health.
     web_port: int = 6066
+    #: Address the worker's HTTP server binds to (0.0.0.0 to let Prometheus scrape from elsewhere).
     web_host: str = "127.0.0.1"
     #: Faust's local state directory (table metadata; tables themselves are in memory + changelog).
     data_dir: str = str(PROJECT_ROOT / ".streams-data" / "faust")
+    #: Worker log level: debug, info, warning, error.
     log_level: str = "info"
     #: How long the broker waits for a silent (crashed) worker before handing its partitions to another.
     session_timeout_seconds: float = 30.0
