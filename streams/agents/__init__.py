@@ -1,5 +1,5 @@
 """Thin Faust agents: decode, call the pure step, send on. Importing this package registers them."""
 
-from streams.agents import enrich, ingest, sink, web
+from streams.agents import enrich, ingest, sink, web, windows
 
-__all__ = ["enrich", "ingest", "sink", "web"]
+__all__ = ["enrich", "ingest", "sink", "web", "windows"]

@@ -16,10 +16,20 @@ import msgspec
 
 from streams import metrics
 from streams.agents.common import as_bytes, send_dead_letter, writer
-from streams.app import app, dlq_topic, enriched_topic, settings
+from streams.app import (
+    activity_windows_topic,
+    alerts_topic,
+    app,
+    dlq_topic,
+    enriched_topic,
+    late_topic,
+    settings,
+)
 from streams.clickhouse.rows import COMMENT_COLUMNS, DEAD_LETTER_COLUMNS, comment_row, dead_letter_row
 from streams.ingest import Rejection, dead_letter
 from streams.models import DeadLetter, EnrichedComment
+from streams.windows.detectors import Alert
+from streams.windows.engine import LateEvent, WindowRow
 
 RowFn = Callable[[bytes], list[Any]]
 
@@ -71,3 +81,19 @@ clickhouse_sink(
 clickhouse_sink(
     dlq_topic, table="dead_letters", columns=DEAD_LETTER_COLUMNS, to_row=lambda raw: dead_letter_row(_DEAD.decode(raw))
 )
+
+
+def struct_sink(source: faust.TopicT, table: str, struct: type[msgspec.Struct]) -> None:
+    """A sink for a msgspec Struct whose fields are, in order, the table's columns."""
+    decoder = msgspec.json.Decoder(struct)
+    clickhouse_sink(
+        source,
+        table=table,
+        columns=struct.__struct_fields__,
+        to_row=lambda raw: list(msgspec.structs.astuple(decoder.decode(raw))),
+    )
+
+
+struct_sink(activity_windows_topic, "activity_windows", WindowRow)
+struct_sink(alerts_topic, "alerts", Alert)
+struct_sink(late_topic, "late_events", LateEvent)

@@ -105,7 +105,10 @@ def _threaddump_result(path: Path, tz: str) -> SourceResult:
         line_no = data.count(b"\n", 0, exc.start) + 1
         raise ThreadDumpError.at(str(path), line_no, f"not UTF-8 text (byte offset {exc.start})") from exc
     dump = parse_thread_dump(text, source_name=str(path), tz=tz)
-    items = [SourceItem(key=dump.thread_id, value=msgspec.json.encode(c)) for c in dump.comments]
+    # A dump is a snapshot, not a stream: produce it in posting order (stable for equal times), so
+    # event-time windows see a replay as it happened instead of hours of disorder.
+    in_time_order = sorted(dump.comments, key=lambda c: c.posted_at)
+    items = [SourceItem(key=dump.thread_id, value=msgspec.json.encode(c)) for c in in_time_order]
     return SourceResult(fmt="threaddump", items=items, warnings=list(dump.warnings), dump=dump)
 
 

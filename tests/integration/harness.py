@@ -56,6 +56,7 @@ class Pipeline:
             "STREAMS_LOG_LEVEL": "warning",
             # A killed worker's partitions move on after this (the broker's minimum is 6 s).
             "STREAMS_SESSION_TIMEOUT_SECONDS": "6",
+            "STREAMS_WINDOW_IDLE_SECONDS": "3",
             **overrides,
         }
         self.settings: Settings = load_settings(self.env)
