@@ -209,7 +209,7 @@ def _comment_rows(rows: list[SeedComment]) -> list[list[object]]:
     first_seen: dict[str, datetime] = {}
     for c in sorted(visible_comments(), key=lambda c: c.posted_at):
         first_seen.setdefault(c.author, c.posted_at)
-    out = []
+    out: list[list[object]] = []
     for c in rows:
         parent = every.get(c.parent_id) if c.parent_id else None
         earlier = [v for v in visible_comments() if v.author == c.author and v.posted_at <= c.posted_at]
@@ -304,15 +304,29 @@ def _windows() -> list[list[object]]:
     for kind, key_of in (("thread_1m", "thread_id"), ("author_1m", "author"), ("category_1m", "category")):
         for (key, start), members in sorted(group(kind, key_of, 1).items()):
             rows.append(row(kind, key, start, 1, members, 1, velocity=float(len(members))))
-    previous: dict[str, float] = {}
-    for (key, start), members in sorted(group("thread_trend_10m", "thread_id", 10).items()):
-        velocity = len(members) / 10
-        accel = velocity - previous.get(key, 0.0)
-        previous[key] = velocity
-        if key == _P and start == BASE:
-            # First emission missed a late comment; version 2 corrects it (FINAL keeps version 2).
-            rows.append(row("thread_trend_10m", key, start, 10, members[:-1], 1, (len(members) - 1) / 10, accel))
-        rows.append(row("thread_trend_10m", key, start, 10, members, 2, velocity, accel))
+    # thread_trend_10m hops every minute (a comment is in 10 windows, as in streams/windows/engine.py):
+    # velocity = comments / 10, acceleration = velocity - velocity of the window a minute earlier.
+    per_minute: dict[tuple[str, int], list[SeedComment]] = defaultdict(list)
+    for c in comments:
+        per_minute[(c.thread_id, int(c.minute))].append(c)
+    for thread in sorted({c.thread_id for c in comments}):
+        minutes = [m for t, m in per_minute if t == thread]
+        previous = 0.0
+        for first in range(min(minutes) - 9, max(minutes) + 1):
+            members = [c for m in range(first, first + 10) for c in per_minute.get((thread, m), [])]
+            velocity = len(members) / 10
+            if members:
+                start = BASE + timedelta(minutes=first)
+                late = [c for c in members if c.comment_id == "c7"]
+                if late:
+                    # Emitted before the late c7 arrived; version 2 corrects it (FINAL keeps version 2).
+                    early = [c for c in members if c.comment_id != "c7"]
+                    if early:
+                        rows.append(row("thread_trend_10m", thread, start, 10, early, 1, len(early) / 10, 0.0))
+                rows.append(
+                    row("thread_trend_10m", thread, start, 10, members, 2 if late else 1, velocity, velocity - previous)
+                )
+            previous = velocity
     return rows
 
 
@@ -335,26 +349,26 @@ _WINDOW_COLUMNS = [
 
 ALERTS = [
     [
-        "a-tox-burst-1",
-        "toxicity_burst",
+        "a-tox-spike-1",
+        "toxicity_spike",
         _P,
         "",
         BASE,
         BASE + timedelta(minutes=10),
         0.9,
-        "5 toxic comments in 10 minutes on one thread",
+        "Thread t-putin-call: 4 of 7 comments flagged, over 3x its usual share",
         json.dumps({"comment_ids": ["c2", "c3", "c5", "c7"]}),
         BASE + timedelta(minutes=11),
     ],
     [
         "a-spam-1",
-        "repeated_text",
+        "spam_wave",
         _W,
         "spammer99",
         BASE,
         BASE + timedelta(minutes=10),
         0.6,
-        "spammer99 posted the same text twice",
+        "2 authors posted the same text (fingerprint fp-f4) within 10 min.",
         json.dumps({"fingerprint": "fp-f4", "comment_ids": ["f4", "f5"]}),
         BASE + timedelta(minutes=10, seconds=5),
     ],
@@ -366,7 +380,7 @@ ALERTS = [
         BASE + timedelta(minutes=10),
         BASE + timedelta(minutes=20),
         0.7,
-        "replies to carol turned hostile",
+        "3 authors replied to carol within 10 min; 2 replies flagged",
         json.dumps({"comment_ids": ["c5", "c12"]}),
         BASE + timedelta(minutes=21),
     ],
@@ -484,7 +498,8 @@ def seed_all(client: Client) -> SeedSummary:
         comment_rows += len(batch)
     windows = _windows()
     # Superseded window versions first, then the latest ones, then a replayed window: three parts.
-    latest = [w for w in windows if not (w[0] == "thread_trend_10m" and w[12] == 1)]
+    superseded = {(w[0], w[1], w[2]) for w in windows if w[12] == 2}
+    latest = [w for w in windows if not (w[12] == 1 and (w[0], w[1], w[2]) in superseded)]
     client.insert("activity_windows", [w for w in windows if w not in latest], column_names=_WINDOW_COLUMNS)
     client.insert("activity_windows", latest, column_names=_WINDOW_COLUMNS)
     client.insert("activity_windows", [latest[0]], column_names=_WINDOW_COLUMNS)
