@@ -241,6 +241,96 @@ def sql(
     print_result(list(result.column_names), list(result.result_rows), format)
 
 
+@cli.command()
+def query(
+    name: Annotated[str, typer.Argument(help="a named query from schemas/queries/ (--list shows them)")] = "",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable")] = None,
+    format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    list_: Annotated[bool, typer.Option("--list", help="list the named queries and their parameters")] = False,
+) -> None:
+    """Run a named, documented analytics query (schemas/queries/NAME.sql) with typed parameters."""
+    from streams.queries import QueryError, list_queries, load_query
+
+    if list_ or not name:
+        table = Table("name", "what it answers", "parameters (default)")
+        for q in list_queries():
+            params = ", ".join(
+                f"{p.name}: {p.type} ({p.default if p.default is not None else 'required'})" for p in q.params
+            )
+            table.add_row(q.name, q.title, params)
+        console.print(table)
+        return
+    pairs: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"--param takes NAME=VALUE, got {item!r}", 2)
+        pairs[key.strip()] = value
+    try:
+        statement, values = load_query(name).bind(pairs)
+    except QueryError as exc:
+        raise fail(str(exc), 2) from exc
+    client = query_client(_settings())
+    try:
+        result = client.query(statement, parameters={k: _wire_value(v) for k, v in values.items()})
+    except Exception as exc:
+        raise fail(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from exc
+    print_result(list(result.column_names), list(result.result_rows), format)
+
+
+def _wire_value(value: object) -> object:
+    """Parameter values as ClickHouse parses them whichever way they travel (HTTP JSON or native)."""
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return value
+
+
+@cli.command()
+def report(
+    out: Annotated[Path, typer.Option(help="report.html (self-contained) or a .png chart grid")] = Path("report.html"),
+    since: Annotated[str, typer.Option(help="how far back from the newest comment: 30m, 1h, 2d; empty = all")] = "",
+) -> None:
+    """Render the key dashboard panels as charts and tables, without Grafana."""
+    from streams.report import render_report
+
+    span = _parse_span(since) if since else None
+    client = query_client(_settings())
+    try:
+        path = render_report(client, since=span, until=None, out=out)
+    except Exception as exc:
+        raise fail(f"report failed: {exc}") from exc
+    console.print(f"wrote {path}")
+
+
+def _parse_span(text: str) -> Any:
+    from datetime import timedelta
+
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise fail(f"--since takes a number and a unit (s, m, h, d, w), like 30m or 2d; got {text!r}", 2)
+    return timedelta(**{units[unit]: float(number)})
+
+
+@cli.command()
+def score(
+    text: Annotated[bool, typer.Option("--text", help="stdin is plain text, one comment per line")] = False,
+    batch_size: Annotated[int, typer.Option(help="lines scored together")] = 512,
+) -> None:
+    """Score comments on stdin (JSON lines with `body` and optional `author`, or --text) -> JSON lines."""
+    from streams.enrich.flags import ModerationConfigError
+    from streams.enrich.score_cli import run_score
+
+    try:
+        errors = run_score(sys.stdin.buffer, sys.stdout.buffer, text_mode=text, batch_size=batch_size)
+    except ModerationConfigError as exc:
+        raise fail(str(exc)) from exc
+    if errors:
+        err.print(f'[yellow]{errors} line(s) could not be scored (see their "error" field)[/]')
+
+
 # -- schema and settings -----------------------------------------------------------------------
 
 

@@ -127,7 +127,10 @@ def _no_data(ax: Axes) -> None:
     ax.set_yticks([])
 
 
-def _time_axis(ax: Axes) -> None:
+def _time_axis(ax: Axes, times: np.ndarray[Any, np.dtype[np.datetime64]] | None = None) -> None:
+    if times is not None and len(times) and times.min() == times.max():
+        # One point: matplotlib would stretch a singular range over years; show the hour around it.
+        ax.set_xlim(times.min() - np.timedelta64(30, "m"), times.max() + np.timedelta64(30, "m"))
     # matplotlib.dates has no type annotations (matplotlib ships .pyi stubs for other modules only).
     locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
@@ -144,11 +147,11 @@ def _draw_comments_per_minute(ax: Axes, r: Result) -> None:
     if not r.rows:
         return _no_data(ax)
     times = _times(r.column("time"))
-    ax.plot(times, r.column("comments_per_minute"), color="#3274d9", linewidth=1.5)
+    ax.plot(times, r.column("comments_per_minute"), color="#3274d9", linewidth=1.5, marker="o", markersize=3)
     ax.fill_between(times, r.column("comments_per_minute"), alpha=0.15, color="#3274d9")
     ax.set_ylabel("comments / min")
     ax.set_ylim(bottom=0)
-    _time_axis(ax)
+    _time_axis(ax, times)
 
 
 def _draw_flag_rate(ax: Axes, r: Result) -> None:
@@ -164,7 +167,7 @@ def _draw_flag_rate(ax: Axes, r: Result) -> None:
     ax.set_ylabel("% of comments")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper left")
-    _time_axis(ax)
+    _time_axis(ax, _times(r.column("time")))
 
 
 def _draw_reply_depth(ax: Axes, r: Result) -> None:

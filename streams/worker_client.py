@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -23,6 +25,19 @@ class WorkerUnavailable(RuntimeError):
 class QueryResult:
     column_names: tuple[str, ...]
     result_rows: list[tuple[Any, ...]]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converter(type_name: str) -> Callable[[Any], Any]:
+    bare = type_name.removeprefix("Nullable(").removeprefix("LowCardinality(")
+    if bare.startswith("DateTime"):
+        return lambda v: None if v is None else datetime.fromisoformat(v)
+    if bare.startswith("Date"):
+        return lambda v: None if v is None else date.fromisoformat(v)
+    return _identity
 
 
 class WorkerClient:
@@ -50,7 +65,10 @@ class WorkerClient:
         payload = orjson.loads(response.data)
         if response.status != 200:
             raise RuntimeError(payload.get("error", f"worker answered HTTP {response.status}"))
-        return QueryResult(tuple(payload["columns"]), [tuple(r) for r in payload["rows"]])
+        # JSON has no dates: turn the worker's ISO strings back into what clickhouse-connect gives.
+        converters = [_converter(t) for t in payload.get("types") or [""] * len(payload["columns"])]
+        rows = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in payload["rows"]]
+        return QueryResult(tuple(payload["columns"]), rows)
 
     def command(self, sql: str) -> Any:
         rows = self.query(sql).result_rows

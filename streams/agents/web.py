@@ -5,6 +5,7 @@ that refresh the lag and table-size gauges."""
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime
 from typing import Any
 
 from faust import web
@@ -41,15 +42,17 @@ class SqlView(web.View):
         except WriteRefused as exc:
             return self.json({"error": str(exc)}, status=400)
         try:
-            columns, rows = await writer.query(checked, body.get("parameters") or {})
+            columns, types, rows = await writer.query(checked, body.get("parameters") or {})
         except Exception as exc:
             return self.json({"error": str(exc)}, status=400)
-        return self.json({"columns": columns, "rows": [[_plain(v) for v in row] for row in rows]})
+        return self.json({"columns": columns, "types": types, "rows": [[_plain(v) for v in row] for row in rows]})
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, list | tuple):
