@@ -33,6 +33,9 @@ app = faust.App(
     broker_commit_every=1000,
     broker_commit_interval=1.0,
     producer_acks=-1,
+    # Batch sends for a few milliseconds: one produce request per batch instead of per message.
+    producer_linger=0.005,
+    producer_max_batch_size=256 * 1024,
     broker_session_timeout=settings.session_timeout_seconds,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     autodiscover=False,

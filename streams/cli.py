@@ -72,7 +72,11 @@ def worker(
     import streams.agents  # noqa: F401  (registers the agents)
     from streams.app import app
 
-    Worker(app, loglevel=loglevel or settings.log_level, quiet=True).execute_from_commandline()
+    runner = Worker(app, loglevel=loglevel or settings.log_level, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG (every Kafka send then builds a log
+    # record: a third of the enrich agent's time) and writes cursor escapes into log files.
+    runner.spinner = None
+    runner.execute_from_commandline()
 
 
 async def _ensure_topics(settings: Any) -> None:

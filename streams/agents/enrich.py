@@ -6,6 +6,7 @@ Author stats need every comment of an author in one partition, hence the re-keye
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import msgspec
 
 from streams import metrics, topics
 from streams.agents.common import ENCODER, as_bytes, send_dead_letter, timed
+from streams.agents.tablestore import StagedTable
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, text_features, with_author_stats
-from streams.enrich.flags import FlagScorer, load_moderation_config
+from streams.enrich.flags import FlagScorer, ScoreInput, load_moderation_config
 from streams.enrich.thread import Placement, ThreadTree
 from streams.ingest import Rejection
 from streams.models import CommentEvent, EnrichedComment
@@ -40,8 +42,11 @@ def _scorer() -> FlagScorer:
 
 @app.agent(valid_topic, name="enrich")
 async def enrich(stream: faust.StreamT[bytes]) -> None:
-    tree = ThreadTree(thread_state)
+    tree_store = StagedTable(thread_state)
+    fingerprint_store = StagedTable(fingerprints)
+    tree = ThreadTree(tree_store)
     scorer = _scorer()
+    scorer.score_many([ScoreInput(body="warm up", author="warm up")])  # load models before traffic
     async for events in stream.take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
         metrics.EVENTS_IN.labels("enrich").inc(len(events))
         metrics.BATCH_SIZE.labels("enrich").observe(len(events))
@@ -51,8 +56,8 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
             features = []
             duplicates = []
             for event in events:
-                # Table writes go to the changelog partition of the event being processed.
-                stream._set_current_event(event)
+                tree_store.at(event)
+                fingerprint_store.at(event)
                 try:
                     comment = _EVENT.decode(as_bytes(event.value))
                 except msgspec.MsgspecError as exc:
@@ -62,38 +67,48 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                     feats = text_features(placement.event.body)
                     placements.append(placement)
                     features.append(feats)
-                    duplicates.append(note_fingerprint(fingerprints, feats.fingerprint, placement.event.author))
-            stream._set_current_event(None)
-            for row in enrich_placements(placements, features, duplicates, scorer=scorer):
+                    duplicates.append(note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author))
+            sent = [
                 await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row))
+                for row in enrich_placements(placements, features, duplicates, scorer=scorer)
+            ]
+            await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
+            tree_store.flush(stream)
+            fingerprint_store.flush(stream)
             metrics.EVENTS_OUT.labels("enrich", topics.AUTHORED).inc(len(placements))
 
 
 @app.agent(authored_topic, name="authors")
 async def authors(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        metrics.EVENTS_IN.labels("authors").inc()
+    store = StagedTable(author_stats)
+    async for events in stream.take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
+        metrics.EVENTS_IN.labels("authors").inc(len(events))
         with timed("authors"):
-            try:
-                comment = _ENRICHED.decode(as_bytes(event.value))
-            except msgspec.MsgspecError as exc:
-                await send_dead_letter(event, Rejection("schema", str(exc)), stage="authors")
-                continue
-            e = comment.event
-            stats = author_state.observe(
-                author_stats,
-                author=e.author,
-                thread_id=e.thread_id,
-                comment_id=e.comment_id,
-                posted_ms=int(e.posted_at.timestamp() * 1000),
-                flagged=bool(comment.flags.flags),
-            )
-            row = with_author_stats(comment, stats)
-            payload = ENCODER.encode(row)
-            await enriched_topic.send(key=e.thread_id.encode(), value=payload)
-            metrics.EVENTS_OUT.labels("authors", topics.ENRICHED).inc()
-            if row.flags.flags:
-                await flagged_topic.send(key=e.thread_id.encode(), value=payload)
-                metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
-                for category in row.flags.flags:
-                    metrics.FLAGS.labels(category).inc()
+            sent = []
+            for event in events:
+                store.at(event)
+                try:
+                    comment = _ENRICHED.decode(as_bytes(event.value))
+                except msgspec.MsgspecError as exc:
+                    await send_dead_letter(event, Rejection("schema", str(exc)), stage="authors")
+                    continue
+                e = comment.event
+                stats = author_state.observe(
+                    store,
+                    author=e.author,
+                    thread_id=e.thread_id,
+                    comment_id=e.comment_id,
+                    posted_ms=int(e.posted_at.timestamp() * 1000),
+                    flagged=bool(comment.flags.flags),
+                )
+                row = with_author_stats(comment, stats)
+                payload = ENCODER.encode(row)
+                sent.append(await enriched_topic.send(key=e.thread_id.encode(), value=payload))
+                metrics.EVENTS_OUT.labels("authors", topics.ENRICHED).inc()
+                if row.flags.flags:
+                    sent.append(await flagged_topic.send(key=e.thread_id.encode(), value=payload))
+                    metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
+                    for category in row.flags.flags:
+                        metrics.FLAGS.labels(category).inc()
+            await asyncio.gather(*sent)
+            store.flush(stream)

@@ -9,14 +9,18 @@ tick on every windows.input partition, so idle handling runs inside the partitio
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import faust
 import msgspec
 
 from streams import metrics, topics
-from streams.agents.common import ENCODER, as_bytes, timed
+from streams.agents.common import ENCODER, as_bytes, send_dead_letter, timed
+from streams.agents.tablestore import StagedTable
 from streams.app import (
     activity_windows_topic,
     alerts_topic,
@@ -27,11 +31,14 @@ from streams.app import (
     table,
     windows_input_topic,
 )
+from streams.ingest import Rejection
 from streams.models import EnrichedComment
 from streams.windows.detectors import load_detector_config
 from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
 
 TICK_KEY = b"__tick__"
+WINDOWS_BATCH = 1000
+WINDOWS_WITHIN_SECONDS = 0.05
 
 
 class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,9 +83,13 @@ def window_config() -> WindowConfig:
 
 @app.agent(enriched_topic, name="windows_fanout")
 async def windows_fanout(stream: faust.StreamT[bytes]) -> None:
-    async for value in stream:
+    async for event in stream.events():
         metrics.EVENTS_IN.labels("windows_fanout").inc()
-        comment = _ENRICHED.decode(as_bytes(value))
+        try:
+            comment = _ENRICHED.decode(as_bytes(event.value))
+        except msgspec.MsgspecError as exc:
+            await send_dead_letter(event, Rejection("undecodable", str(exc)), stage="windows_fanout")
+            continue
         item = window_input(comment)
         for kind, key in route(item):
             delivery = WindowDelivery(kind=kind, key=key, item=item)
@@ -88,33 +99,49 @@ async def windows_fanout(stream: faust.StreamT[bytes]) -> None:
 
 @app.agent(windows_input_topic, name="windows")
 async def windows(stream: faust.StreamT[bytes]) -> None:
-    engine = WindowEngine(window_config(), window_state)
-    async for event in stream.events():
-        delivery = _DELIVERY.decode(as_bytes(event.value))
-        partition = event.message.partition
-        now_ms = int(time.time() * 1000)
+    store = StagedTable(window_state)
+    engine = WindowEngine(window_config(), store)
+    async for events in stream.take_events(WINDOWS_BATCH, within=WINDOWS_WITHIN_SECONDS):
         with timed("windows"):
-            if delivery.item is None:
-                output = engine.tick(partition, now_ms)
-            else:
-                metrics.EVENTS_IN.labels("windows").inc()
-                output = engine.process(partition, delivery.kind, delivery.key, delivery.item, now_ms)
-            await publish(output)
-        watermark = engine.watermark(partition)
-        if watermark is not None:
-            metrics.WATERMARK_SECONDS.labels(str(partition)).set(watermark / 1000)
+            now_ms = int(time.time() * 1000)
+            output = EngineOutput()
+            for event in events:
+                store.at(event)
+                try:
+                    delivery = _DELIVERY.decode(as_bytes(event.value))
+                except msgspec.MsgspecError as exc:
+                    await send_dead_letter(event, Rejection("undecodable", str(exc)), stage="windows")
+                    continue
+                partition = event.message.partition
+                if delivery.item is None:
+                    output.extend(engine.tick(partition, now_ms))
+                else:
+                    metrics.EVENTS_IN.labels("windows").inc()
+                    output.extend(engine.process(partition, delivery.kind, delivery.key, delivery.item, now_ms))
+            # Rows acknowledged by the broker before the state that produced them is persisted.
+            await asyncio.gather(*await publish(output))
+            store.flush(stream)
+            for partition in {e.message.partition for e in events}:
+                watermark = engine.watermark(partition)
+                if watermark is not None:
+                    metrics.WATERMARK_SECONDS.labels(str(partition)).set(watermark / 1000)
 
 
-async def publish(output: EngineOutput) -> None:
+async def publish(output: EngineOutput) -> list[Awaitable[Any]]:
+    """Send the engine's rows; return the delivery futures."""
+    sent: list[Awaitable[Any]] = []
     for row in output.windows:
-        await activity_windows_topic.send(key=route_key(row.kind, row.key).encode(), value=ENCODER.encode(row))
+        key = route_key(row.kind, row.key).encode()
+        sent.append(await activity_windows_topic.send(key=key, value=ENCODER.encode(row)))
         metrics.WINDOWS_EMITTED.labels(row.kind).inc()
     for late in output.late:
-        await late_topic.send(key=late.thread_id.encode(), value=ENCODER.encode(late))
+        sent.append(await late_topic.send(key=late.thread_id.encode(), value=ENCODER.encode(late)))
         metrics.LATE_EVENTS.labels(late.window_kind).inc()
     for alert in output.alerts:
-        await alerts_topic.send(key=f"{alert.detector}:{alert.thread_id}".encode(), value=ENCODER.encode(alert))
+        key = f"{alert.detector}:{alert.thread_id}".encode()
+        sent.append(await alerts_topic.send(key=key, value=ENCODER.encode(alert)))
         metrics.ALERTS.labels(alert.detector).inc()
+    return sent
 
 
 @app.timer(interval=max(1.0, settings.window_idle_seconds / 3), on_leader=True)
