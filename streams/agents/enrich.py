@@ -1,4 +1,5 @@
-"""enrich: comments.valid -> thread placement, features, language, flags -> comments.authored;
+"""enrich: comments.valid -> thread placement, features, language, flags -> comments.authored
+(and windows.input, see streams.agents.windows.fan_out);
 authors: comments.authored (keyed by author) -> author stats -> comments.enriched (+ comments.flagged).
 
 Author stats need every comment of an author in one partition, hence the re-keyed hop.
@@ -16,6 +17,7 @@ import msgspec
 from streams import metrics, topics
 from streams.agents.common import ENCODER, as_bytes, send_dead_letter, timed
 from streams.agents.tablestore import StagedTable
+from streams.agents.windows import fan_out
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, text_features, with_author_stats
@@ -68,10 +70,10 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                     placements.append(placement)
                     features.append(feats)
                     duplicates.append(note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author))
-            sent = [
-                await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row))
-                for row in enrich_placements(placements, features, duplicates, scorer=scorer)
-            ]
+            sent = []
+            for row in enrich_placements(placements, features, duplicates, scorer=scorer):
+                sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
+                sent.extend(await fan_out(row))
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
             tree_store.flush(stream)
             fingerprint_store.flush(stream)

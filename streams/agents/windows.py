@@ -1,6 +1,6 @@
 """windows: event-time windows and detectors.
 
-comments.enriched (key thread) --fan-out--> windows.input (key "kind:key") --engine--> activity.windows,
+enrich (in each thread's posting order) --fan-out--> windows.input (key "kind:key") --engine--> activity.windows,
 alerts, windows.late. The fan-out puts every item of an author / category / parent author / text
 fingerprint in one partition, so those windows are exact however many workers run. A timer puts a
 tick on every windows.input partition, so idle handling runs inside the partition's own stream
@@ -25,7 +25,6 @@ from streams.app import (
     activity_windows_topic,
     alerts_topic,
     app,
-    enriched_topic,
     late_topic,
     settings,
     table,
@@ -81,20 +80,20 @@ def window_config() -> WindowConfig:
     )
 
 
-@app.agent(enriched_topic, name="windows_fanout")
-async def windows_fanout(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        metrics.EVENTS_IN.labels("windows_fanout").inc()
-        try:
-            comment = _ENRICHED.decode(as_bytes(event.value))
-        except msgspec.MsgspecError as exc:
-            await send_dead_letter(event, Rejection("undecodable", str(exc)), stage="windows_fanout")
-            continue
-        item = window_input(comment)
-        for kind, key in route(item):
-            delivery = WindowDelivery(kind=kind, key=key, item=item)
-            await windows_input_topic.send(key=route_key(kind, key).encode(), value=ENCODER.encode(delivery))
-            metrics.EVENTS_OUT.labels("windows_fanout", topics.WINDOWS_INPUT).inc()
+async def fan_out(comment: EnrichedComment) -> list[Awaitable[Any]]:
+    """Send one comment to every (kind, key) window it belongs to; return the delivery futures.
+
+    Called by the enrich agent, whose input is still in each thread's posting order: after the
+    re-keyed authors hop, comments of one thread would interleave across author partitions and a
+    replayed archive could look hours out of order to the windows.
+    """
+    item = window_input(comment)
+    sent: list[Awaitable[Any]] = []
+    for kind, key in route(item):
+        delivery = WindowDelivery(kind=kind, key=key, item=item)
+        sent.append(await windows_input_topic.send(key=route_key(kind, key).encode(), value=ENCODER.encode(delivery)))
+    metrics.EVENTS_OUT.labels("enrich", topics.WINDOWS_INPUT).inc(len(sent))
+    return sent
 
 
 @app.agent(windows_input_topic, name="windows")
