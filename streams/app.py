@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types import TableT
 
 from streams import topics
 from streams.settings import Settings, load_settings
@@ -46,7 +47,7 @@ def topic(name: str, **kwargs: Any) -> faust.TopicT:
     return app.topic(settings.topic(name), partitions=settings.partitions, **kwargs)
 
 
-def table(name: str, help: str) -> faust.TableT:
+def table(name: str, help: str) -> TableT[str, Any]:
     """A changelog-backed memory table; Faust serialises table keys and values as JSON."""
     return app.Table(name, default=None, partitions=settings.partitions, help=help)
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,6 +92,10 @@ async def _ensure_topics(settings: Any) -> None:
 # -- sources -----------------------------------------------------------------------------------
 
 
+def _advance(progress: Progress, task: Any, _item: object) -> None:
+    progress.advance(task)
+
+
 def _open_source(path: Path, fmt: str, tz: str) -> Any:
     from streams.sources.registry import SourceError, parse_source
     from streams.sources.threaddump import ThreadDumpError
@@ -147,7 +152,7 @@ def feed(
             task = progress.add_task(f"{path.name}", total=known_total)
             try:
                 stats = asyncio.run(
-                    run_feed(settings, result, rate=rate or None, on_sent=lambda _, t=task: progress.advance(t))
+                    run_feed(settings, result, rate=rate or None, on_sent=partial(_advance, progress, task))
                 )
             except Exception as exc:
                 raise fail(f"feeding {path} to {settings.broker} failed: {exc}") from exc

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import faust
 import msgspec
+from faust.streams import Stream
 
 from streams import metrics, topics
 from streams.app import dlq_topic, settings
@@ -21,7 +22,7 @@ ENCODER = msgspec.json.Encoder()
 writer = ClickHouseWriter(settings.clickhouse_dsn)
 
 
-async def send_dead_letter(event: faust.EventT, rejection: Rejection, *, stage: str) -> None:
+async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> None:
     message = event.message
     letter = dead_letter(
         rejection,
@@ -35,6 +36,11 @@ async def send_dead_letter(event: faust.EventT, rejection: Rejection, *, stage: 
     metrics.DEAD_LETTERS.labels(stage, rejection.reason_code).inc()
     metrics.EVENTS_FAILED.labels(stage, rejection.reason_code).inc()
     metrics.EVENTS_OUT.labels(stage, topics.DLQ).inc()
+
+
+def concrete(stream: faust.StreamT[Any]) -> Stream[Any]:
+    """The agent's stream as the class it is: take_events() and friends are not on StreamT."""
+    return cast(Stream[Any], stream)
 
 
 @contextmanager

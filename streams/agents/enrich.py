@@ -15,7 +15,7 @@ import faust
 import msgspec
 
 from streams import metrics, topics
-from streams.agents.common import ENCODER, as_bytes, send_dead_letter, timed
+from streams.agents.common import ENCODER, as_bytes, concrete, send_dead_letter, timed
 from streams.agents.tablestore import StagedTable
 from streams.agents.windows import fan_out
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
@@ -49,7 +49,7 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
     tree = ThreadTree(tree_store)
     scorer = _scorer()
     scorer.score_many([ScoreInput(body="warm up", author="warm up")])  # load models before traffic
-    async for events in stream.take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
+    async for events in concrete(stream).take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
         metrics.EVENTS_IN.labels("enrich").inc(len(events))
         metrics.BATCH_SIZE.labels("enrich").observe(len(events))
         with timed("enrich"):
@@ -75,15 +75,15 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                 sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
                 sent.extend(await fan_out(row))
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
-            tree_store.flush(stream)
-            fingerprint_store.flush(stream)
+            tree_store.flush(concrete(stream))
+            fingerprint_store.flush(concrete(stream))
             metrics.EVENTS_OUT.labels("enrich", topics.AUTHORED).inc(len(placements))
 
 
 @app.agent(authored_topic, name="authors")
 async def authors(stream: faust.StreamT[bytes]) -> None:
     store = StagedTable(author_stats)
-    async for events in stream.take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
+    async for events in concrete(stream).take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
         metrics.EVENTS_IN.labels("authors").inc(len(events))
         with timed("authors"):
             sent = []
@@ -113,4 +113,4 @@ async def authors(stream: faust.StreamT[bytes]) -> None:
                     for category in row.flags.flags:
                         metrics.FLAGS.labels(category).inc()
             await asyncio.gather(*sent)
-            store.flush(stream)
+            store.flush(concrete(stream))

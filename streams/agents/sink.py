@@ -15,7 +15,7 @@ import faust
 import msgspec
 
 from streams import metrics
-from streams.agents.common import as_bytes, send_dead_letter, writer
+from streams.agents.common import as_bytes, concrete, send_dead_letter, writer
 from streams.app import (
     activity_windows_topic,
     alerts_topic,
@@ -34,7 +34,7 @@ from streams.windows.engine import LateEvent, WindowRow
 RowFn = Callable[[bytes], list[Any]]
 
 
-def _dead_letter_of(event: faust.EventT, rejection: Rejection, *, stage: str) -> DeadLetter:
+def _dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> DeadLetter:
     m = event.message
     return dead_letter(
         rejection, stage=stage, raw=as_bytes(m.value), topic=m.topic, partition=m.partition, offset=m.offset
@@ -45,7 +45,7 @@ def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str],
     agent_name = f"sink_{table}"
 
     async def sink(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.sink_batch_rows, within=settings.sink_batch_seconds):
+        async for events in concrete(stream).take_events(settings.sink_batch_rows, within=settings.sink_batch_seconds):
             started = time.perf_counter()
             for event in events:
                 event.message.incref()

@@ -19,19 +19,21 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import faust
+from faust.streams import Stream
+from faust.types import TableT
 
 _DELETED = object()
 
 
 class StagedTable(MutableMapping[str, Any]):
-    def __init__(self, table: faust.TableT) -> None:
+    def __init__(self, table: TableT[str, Any]) -> None:
         self.table = table
         self._staged: dict[str, Any] = {}
         self._owner: dict[str, int] = {}
-        self._events: dict[int, faust.EventT] = {}
+        self._events: dict[int, faust.EventT[Any]] = {}
         self._partition = -1
 
-    def at(self, event: faust.EventT) -> None:
+    def at(self, event: faust.EventT[Any]) -> None:
         """Subsequent writes belong to `event`'s partition."""
         self._partition = event.message.partition
         self._events[self._partition] = event
@@ -80,7 +82,7 @@ class StagedTable(MutableMapping[str, Any]):
     def pending(self) -> int:
         return len(self._staged)
 
-    def flush(self, stream: faust.StreamT[Any]) -> None:
+    def flush(self, stream: Stream[Any]) -> None:
         """Persist staged writes (changelog records), each under its partition's event."""
         by_partition: dict[int, list[str]] = {}
         for key, partition in self._owner.items():

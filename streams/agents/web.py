@@ -69,7 +69,7 @@ async def refresh_lag() -> None:
         try:
             highwater = consumer.highwater(tp)
             # Faust keeps the offset of the last committed message (Kafka's committed offset is +1).
-            committed = consumer._committed_offset.get(tp)
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
         except Exception as exc:  # lag is advisory: never let it disturb the worker
             log.debug("lag of %s unavailable: %s", tp, exc)
             continue

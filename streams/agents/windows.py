@@ -19,7 +19,7 @@ import faust
 import msgspec
 
 from streams import metrics, topics
-from streams.agents.common import ENCODER, as_bytes, send_dead_letter, timed
+from streams.agents.common import ENCODER, as_bytes, concrete, send_dead_letter, timed
 from streams.agents.tablestore import StagedTable
 from streams.app import (
     activity_windows_topic,
@@ -100,7 +100,7 @@ async def fan_out(comment: EnrichedComment) -> list[Awaitable[Any]]:
 async def windows(stream: faust.StreamT[bytes]) -> None:
     store = StagedTable(window_state)
     engine = WindowEngine(window_config(), store)
-    async for events in stream.take_events(WINDOWS_BATCH, within=WINDOWS_WITHIN_SECONDS):
+    async for events in concrete(stream).take_events(WINDOWS_BATCH, within=WINDOWS_WITHIN_SECONDS):
         with timed("windows"):
             now_ms = int(time.time() * 1000)
             output = EngineOutput()
@@ -119,7 +119,7 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
                     output.extend(engine.process(partition, delivery.kind, delivery.key, delivery.item, now_ms))
             # Rows acknowledged by the broker before the state that produced them is persisted.
             await asyncio.gather(*await publish(output))
-            store.flush(stream)
+            store.flush(concrete(stream))
             for partition in {e.message.partition for e in events}:
                 watermark = engine.watermark(partition)
                 if watermark is not None:

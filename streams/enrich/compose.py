@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from streams.enrich.authors import AuthorStats
 from streams.enrich.flags import FlagScorer, ScoreInput
 from streams.enrich.language import detect_languages
 from streams.enrich.text import TextFeatures, text_features
-
-from streams.enrich.authors import AuthorStats
 from streams.enrich.thread import Placement
 from streams.models import EnrichedComment
 

@@ -1,0 +1,532 @@
+"""Moderation flags: the sample thread, each category, the result shape, the config and `streams score`."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from streams.enrich.flags import (
+    CATEGORIES,
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    FlagScorer,
+    ModerationConfigError,
+    ProfanityCheckModel,
+    ScoreInput,
+    SparseLinearModel,
+    WordFeaturizer,
+    load_moderation_config,
+    model_features,
+)
+from streams.enrich.normalize import analyze, normalize
+from streams.enrich.score_cli import run_score
+from streams.models import FlagResult
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "streams" / "samples" / "000_0506d22904cf1e0a.txt"
+PROBE = ROOT / "bench" / "data" / "identity_probe.txt"
+_HEADER = re.compile(r"^(?P<names>.+?) (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d/\d\d/\d{4} - \d\d:\d\d Permalink$")
+
+
+@pytest.fixture(scope="module")
+def scorer() -> FlagScorer:
+    return FlagScorer()
+
+
+def sample_comments() -> list[str]:
+    """Comment bodies of the sample thread (text between a header line and "In reply to by")."""
+    bodies: list[str] = []
+    current: list[str] | None = None
+    for line in SAMPLE.read_text(encoding="utf-8").splitlines():
+        if _HEADER.match(line):
+            current = []
+            bodies.append("")
+        elif current is not None and line.startswith("In reply to by"):
+            bodies[-1] = "\n".join(current).strip()
+            current = None
+        elif current is not None:
+            current.append(line)
+    return [b for b in bodies if b]
+
+
+def comment_containing(snippet: str) -> str:
+    matches = [b for b in sample_comments() if snippet in b]
+    assert len(matches) == 1, f"{snippet!r} should pick exactly one sample comment"
+    return matches[0]
+
+
+# -- the sample thread ----------------------------------------------------------------------------
+
+
+def test_group_conspiracy_comment_is_an_identity_attack(scorer: FlagScorer) -> None:
+    result = scorer.score(comment_containing("subvert"), author="Adolph.H.")
+    assert "identity_attack" in result.flags
+    assert "phrase:identity_attack:group-subversion" in result.reasons["identity_attack"]
+    assert "toxicity" in result.flags  # hate is toxic too
+    assert "category:identity_attack" in result.reasons["toxicity"]
+    assert "profanity" not in result.flags  # no swear word in it
+
+
+def test_absolute_moron_is_toxic(scorer: FlagScorer) -> None:
+    result = scorer.score(comment_containing("absolute moron"), author="FireBrander")
+    assert result.flags == ["toxicity"]
+    assert "lexicon:toxicity:moron" in result.reasons["toxicity"]
+
+
+def test_crap_and_shit_are_profanity(scorer: FlagScorer) -> None:
+    result = scorer.score(comment_containing("scared the shit"), author="IH8OBAMA")
+    assert "profanity" in result.flags
+    assert {"lexicon:profanity:shit", "lexicon:profanity:crap"} <= set(result.reasons["profanity"])
+    assert "toxicity" not in result.flags  # a joke with swear words, not abuse
+
+
+@pytest.mark.parametrize("snippet", ["I give lectures in Russia", "ballot stuffing", "strangled to death"])
+def test_neutral_sample_comments_get_no_flags(scorer: FlagScorer, snippet: str) -> None:
+    result = scorer.score(comment_containing(snippet), author="are we there yet")
+    assert result.flags == []
+
+
+def test_racist_display_name_is_flagged(scorer: FlagScorer) -> None:
+    result = scorer.score("", author="Dindu Nuffins")
+    assert result.flags == ["username"]
+    assert "username:contains:dindu" in result.reasons["username"]
+    assert scorer.score("Nice weather", author="DinduNuffins").flags == ["username"]  # CamelCase too
+
+
+def test_ih8obama_is_reviewable_but_not_flagged(scorer: FlagScorer) -> None:
+    # Dislike of a politician is political speech: listed for a moderator, below the threshold.
+    result = scorer.score("", author="IH8OBAMA")
+    assert result.flags == []
+    assert 0.0 < result.scores["username"] < 0.5
+    assert result.reasons["username"] == ["username:i-hate-someone"]
+    # Hatred of a group in a name is flagged.
+    assert scorer.score("", author="IH8JEWS").flags == ["username"]
+    assert scorer.score("", author="kill_all_muslims").flags == ["username"]
+
+
+@pytest.mark.parametrize(
+    "author", ["Jim in MN", "are we there yet", "Dabooda", "ExPat2018", "kralizec", "Scunthorpe United", "Adolph.H."]
+)
+def test_ordinary_names_are_clean(scorer: FlagScorer, author: str) -> None:
+    result = scorer.score("", author=author)
+    assert result.scores["username"] == 0.0
+    assert "username" not in result.reasons
+
+
+# -- each category --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "category", "reason"),
+    [
+        ("You are a complete idiot", "toxicity", "phrase:toxicity:insult-you"),
+        ("fuck off", "toxicity", "phrase:toxicity:fuck-you"),
+        ("This is sh1t", "profanity", "lexicon:profanity:shit"),
+        ("f u c k this", "profanity", "lexicon:profanity:fuck*"),
+        ("shiiiiit", "profanity", "lexicon:profanity:shit"),
+        ("total bullshit", "profanity", "lexicon:profanity:*shit"),
+        ("those k1kes again", "identity_attack", "lexicon:identity_attack:kikes"),
+        ("Muslims are vermin", "identity_attack", "phrase:identity_attack:group-dehumanize"),
+        ("the jews control the media", "identity_attack", "phrase:identity_attack:group-control"),
+        ("immigrants want to replace our culture", "identity_attack", "phrase:identity_attack:group-destroy-us"),
+        ("go back to your country", "identity_attack", "phrase:identity_attack:go-back"),
+        ("gas the jews", "identity_attack", "phrase:identity_attack:group-elimination"),
+        ("I will kill you", "threat", "phrase:threat:i-will-harm-you"),
+        ("kill yourself", "threat", "phrase:threat:kill-yourself"),
+        ("someone should shoot him", "threat", "phrase:threat:someone-should-kill"),
+        ("I know where you live", "threat", "phrase:threat:know-where-you-live"),
+        ("I hope you die", "threat", "phrase:threat:hope-you-die"),
+        ("I make $85 per hour from home! www.a.com", "spam", "phrase:spam:money-per-time"),
+    ],
+)
+def test_category_flagged_with_reason(scorer: FlagScorer, body: str, category: str, reason: str) -> None:
+    result = scorer.score(body)
+    assert category in result.flags
+    assert reason in result.reasons[category]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "The film kills it, go see it.",
+        "The driver killed two people in the crash.",
+        "Murderers should be executed, in my opinion.",  # death-penalty opinion, not a threat
+        "Refugees hope to go back to their country when the war ends.",
+        "The Muslims in our town want a new cemetery closer to the mosque.",
+        "The Jews of Krakow rebuilt their community center after the war.",
+        "I am a Jewish woman and I grew up in Ohio.",
+        "Stupid decision by the council.",
+        "The class assignment was hard.",
+        "What the hell happened to the budget?",
+        "This is a thoughtful article, thanks.",
+    ],
+)
+def test_ordinary_text_is_not_flagged(scorer: FlagScorer, body: str) -> None:
+    assert scorer.score(body).flags == []
+
+
+def test_swearing_is_profanity_not_toxicity(scorer: FlagScorer) -> None:
+    assert scorer.score("holy shit, what a goal").flags == ["profanity"]
+
+
+def test_spam_from_links(scorer: FlagScorer) -> None:
+    body = "deals at a.com b.net c.org and http://d.io/x"
+    result = scorer.score(body)
+    assert "spam" in result.flags
+    assert "spam:links=4" in result.reasons["spam"]
+    assert "spam" not in scorer.score("source: https://example.com/report").reasons  # one link is free
+
+
+def test_spam_from_duplicate_authors(scorer: FlagScorer) -> None:
+    body = "Everyone should read this amazing article about investing today"
+    result = scorer.score(body, duplicate_authors=3)
+    assert result.flags == ["spam"]
+    assert result.reasons["spam"] == ["spam:duplicate_authors=3"]
+    assert scorer.score(body, duplicate_authors=1).flags == []  # one other author: weak evidence
+    # Short texts repeat innocently ("+1", "lol", "thanks").
+    assert scorer.score("Thanks!", duplicate_authors=10).flags == []
+
+
+def test_identity_probe_sample_is_clean(scorer: FlagScorer) -> None:
+    lines = [s for s in (x.strip() for x in PROBE.read_text().splitlines()) if s and not s.startswith("#")]
+    assert len(lines) >= 200
+    flagged = [
+        line for line, r in zip(lines, scorer.score_many([ScoreInput(x) for x in lines]), strict=True) if r.flags
+    ]
+    assert len(flagged) <= 0.05 * len(lines), flagged
+
+
+# -- result shape ---------------------------------------------------------------------------------
+
+
+def test_result_shape(scorer: FlagScorer) -> None:
+    result = scorer.score("You moron, this shit is a.com b.com c.com", author="Dindu Nuffins")
+    assert isinstance(result, FlagResult)
+    assert list(result.scores) == list(CATEGORIES)
+    for value in result.scores.values():
+        assert 0.0 <= value <= 1.0
+        assert round(value, 4) == value
+    assert result.flags == [c for c in CATEGORIES if c in result.flags]  # CATEGORIES order
+    thresholds = scorer.config.thresholds
+    assert result.flags == [c for c in CATEGORIES if result.scores[c] >= thresholds[c]]
+    assert all(result.reasons[c] for c in result.reasons)  # no empty lists
+    assert list(result.reasons) == [c for c in CATEGORIES if c in result.reasons]
+    reason_pattern = re.compile(r"^(lexicon|phrase|model|spam|username|category):\S")
+    assert all(reason_pattern.match(r) for rs in result.reasons.values() for r in rs)
+
+
+def test_empty_body_and_no_author(scorer: FlagScorer) -> None:
+    result = scorer.score("")
+    assert result.flags == []
+    assert result.reasons == {}
+    assert result.scores["username"] == 0.0
+
+
+def test_score_many_matches_score(scorer: FlagScorer) -> None:
+    items = [
+        ScoreInput("you absolute moron", "Jim in MN"),
+        ScoreInput(""),
+        ScoreInput("Buy now at a.com b.com c.com", None, 2),
+        ScoreInput("the jews control the media", "IH8OBAMA"),
+    ]
+    assert scorer.score_many(items) == [scorer.score(i.body, i.author, i.duplicate_authors) for i in items]
+    assert scorer.score_many([]) == []
+
+
+def test_bad_input_is_rejected(scorer: FlagScorer) -> None:
+    with pytest.raises(ValueError, match="duplicate_authors"):
+        scorer.score("hi", duplicate_authors=-1)
+    with pytest.raises(TypeError, match="body must be a string"):
+        scorer.score(None)  # type: ignore[arg-type]
+
+
+def test_rules_work_without_models() -> None:
+    from dataclasses import replace
+
+    cfg = load_moderation_config()
+    models = {k: replace(v, enabled=False) for k, v in cfg.models.items()}
+    scorer = FlagScorer(replace(cfg, models=models))
+    result = scorer.score("you piece of shit")
+    assert {"toxicity", "profanity"} <= set(result.flags)
+    assert not any(r.startswith("model:") for rs in result.reasons.values() for r in rs)
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+def test_word_featurizer_matches_model_features(scorer: FlagScorer) -> None:
+    path = scorer.config.models["davidson"].file
+    assert path is not None
+    model = SparseLinearModel.load(path)
+    featurizer = WordFeaturizer(model)
+    for text in [
+        "RT @someone: you stupid b1tch lmao http://t.co/xyz",
+        "The Jews have other things in view",
+        "faggots everywhere smh",
+        "",
+    ]:
+        an = analyze(text)
+        assert sorted(set(featurizer.ids(an.normalized, an.words))) == sorted(
+            set(model.ids(model_features(an.normalized)))
+        )
+
+
+def test_sparse_linear_model_reproduces_sklearn(tmp_path: Path) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    docs = ["you are an idiot", "have a nice day", "idiot idiot idiot", "nice nice day", "what a day you idiot"]
+    y = [1, 0, 1, 0, 1]
+    for tf, kwargs in (("binary", {"binary": True}), ("raw", {}), ("sublinear", {"sublinear_tf": True})):
+        vec = TfidfVectorizer(analyzer=str.split, **kwargs)
+        x = vec.fit_transform(docs)
+        clf = LogisticRegression().fit(x, y)
+        features = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+        model = SparseLinearModel(features, vec.idf_, clf.coef_.T, clf.intercept_, heads=["h"], tf=tf)  # type: ignore[arg-type]
+        model.save(tmp_path / f"{tf}.npz")
+        loaded = SparseLinearModel.load(tmp_path / f"{tf}.npz")
+        probe = [*docs, "unknown words only"]
+        ours = loaded.decision_function([d.split() for d in probe])[:, 0]
+        theirs = clf.decision_function(vec.transform(probe))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_one_pass_featurizer_feeds_both_models(scorer: FlagScorer) -> None:
+    path = scorer.config.models["davidson"].file
+    assert path is not None
+    prof = ProfanityCheckModel()
+    assert prof.vocabulary is not None
+    featurizer = WordFeaturizer(SparseLinearModel.load(path), prof.vocabulary)
+    texts = ["you are a piece of shit", "don't be such a jerk, it's fine", "have a lovely day"]
+    pairs = [featurizer.ids_pair(analyze(t).normalized, analyze(t).words) for t in texts]
+    np.testing.assert_allclose(
+        prof.predict_ids([other for _, other in pairs]), prof.predict([normalize(t) for t in texts]), atol=1e-9
+    )
+
+
+def test_profanity_check_fast_path_equals_the_package() -> None:
+    from profanity_check import profanity_check as pc
+
+    model = ProfanityCheckModel()
+    assert model.fast
+    texts = ["you are a piece of shit", "have a lovely day", "what the hell is this", "damn damn damn"]
+    np.testing.assert_allclose(model.predict(texts), pc.predict_prob(texts), atol=1e-9)
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "moderation.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_default_config_loads_and_keeps_the_detectors_table() -> None:
+    cfg = load_moderation_config()
+    assert cfg.path == DEFAULT_CONFIG_PATH
+    assert set(cfg.thresholds) == set(CATEGORIES)
+    assert cfg.foreign["detectors"]["pile_on"] == {"min_authors": 3, "minutes": 10, "min_flagged": 1}
+    assert cfg.foreign["detectors"]["toxicity_spike"]["factor"] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "toxicity = 0.5\n",
+            'toxicity = "high"\n',
+            "thresholds.toxicity: must be a number in [0, 1], got 'high' (str)",
+        ),
+        ("toxicity = 0.5\n", "toxicity = 1.5\n", "thresholds.toxicity: must be in [0, 1], got 1.5"),
+        ("toxicity = 0.5\n", "toxicity = true\n", "thresholds.toxicity: must be a number"),
+        ("toxicity = 0.5\n", "toxicity = 0.5\ntoxicty = 0.5\n", "thresholds.toxicty: unknown key"),
+        ("toxicity = 0.5\n", "", "thresholds.toxicity: missing required key"),
+        ("schema_version = 1\n", "schema_version = 1\n[extras]\nx = 1\n", "extras: unknown key"),
+        ('id = "go-back"\n', 'id = "go-back"\ncolour = "red"\n', "phrases[8].colour: unknown key"),
+        ("pattern = '''\\(\\(\\(", "pattern = '''((", "phrases[9].pattern: invalid regular expression"),
+        ("pattern = '''\\(\\(\\(", "pattern = '''{nosuchmacro}\\(\\(\\(", "unknown macro {nosuchmacro}"),
+        ("moron = 0.7\n", "moron = 7\n", 'lexicon.toxicity."moron": must be in [0, 1], got 7'),
+        ("moron = 0.7\n", '"mo*ron" = 0.7\n', "'*' is only allowed at the start"),
+        ('file = "davidson-lr-v1.npz"', 'file = "missing.npz"', "models.davidson.file: model file not found"),
+        ("per_link = 0.2", "per_link = -0.2", "spam.per_link: must be in [0, 1]"),
+        ("free_links = 1", "free_links = 1.5", "spam.free_links: must be an integer"),
+        ("schema_version = 1", "schema_version = 2", "schema_version: unsupported version 2"),
+        ("[thresholds]", "[thresholds\n", "invalid TOML"),
+    ],
+)
+def test_config_errors_name_file_key_and_problem(tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = write_config(tmp_path, old, new)
+    with pytest.raises(ModerationConfigError) as excinfo:
+        load_moderation_config(path)
+    assert str(excinfo.value).startswith(f"{path}: ")
+    assert message in str(excinfo.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ModerationConfigError, match=re.escape(f"{missing}: moderation config file not found")):
+        load_moderation_config(missing)
+    assert issubclass(ModerationConfigError, ValueError)
+
+
+def test_detectors_table_is_not_validated_here(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "spam_wave = { min_authors = 3, minutes = 5 }", 'spam_wave = "anything goes"')
+    assert load_moderation_config(path).foreign["detectors"]["spam_wave"] == "anything goes"
+
+
+def test_env_var_overrides_the_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, "toxicity = 0.5\n", "toxicity = 0.9\n")
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    assert load_moderation_config().thresholds["toxicity"] == 0.9
+    assert load_moderation_config(DEFAULT_CONFIG_PATH).thresholds["toxicity"] == 0.5  # explicit path wins
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "gone.toml"))
+    with pytest.raises(ModerationConfigError, match=r"gone\.toml: moderation config file not found"):
+        load_moderation_config()
+
+
+def test_edited_config_changes_decisions(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "moron = 0.7\n", "moron = 0.7\nnincompoop = 0.9\n")
+    scorer = FlagScorer(load_moderation_config(path))
+    result = scorer.score("what a nincompoop")
+    assert "toxicity" in result.flags
+    assert "lexicon:toxicity:nincompoop" in result.reasons["toxicity"]
+
+
+def test_lexicon_terms_are_normalised_like_text() -> None:
+    cfg = load_moderation_config()
+    for category, terms in cfg.lexicons.items():
+        for term in terms:
+            core = term.strip("*")
+            assert normalize(core), (category, term)
+
+
+# -- streams score ----------------------------------------------------------------------------------
+
+
+def run(lines: list[bytes], *, text_mode: bool = False, batch_size: int = 512) -> tuple[list[dict[str, object]], int]:
+    out = io.BytesIO()
+    errors = run_score(
+        io.BytesIO(b"".join(lines)), out, text_mode=text_mode, batch_size=batch_size, scorer=_shared_scorer()
+    )
+    return [orjson.loads(line) for line in out.getvalue().splitlines()], errors
+
+
+_SCORER: list[FlagScorer] = []
+
+
+def _shared_scorer() -> FlagScorer:
+    if not _SCORER:
+        _SCORER.append(FlagScorer())
+    return _SCORER[0]
+
+
+def test_score_json_lines_in_order_with_errors() -> None:
+    lines = [
+        b'{"body": "what an absolute moron", "author": "FireBrander", "event_id": "e1"}\n',
+        b"not json\n",
+        b'{"body": 5}\n',
+        b"[1, 2]\n",
+        b'{"author": "x"}\n',
+        b"\n",
+        b'{"body": "Nice article, thanks.", "author": null}\r\n',
+        b'{"body": "", "author": "Dindu Nuffins"}',  # no final newline
+    ]
+    out, errors = run(lines, batch_size=3)
+    assert errors == 5
+    assert len(out) == len(lines)
+    assert out[0]["flags"] == ["toxicity"]
+    assert set(out[0]) == {"scores", "flags", "reasons"}
+    assert str(out[1]["error"]).startswith("line 2: invalid JSON")
+    assert out[2] == {"error": "line 3: field 'body' is not a string (int)"}
+    assert out[3] == {"error": "line 4: expected a JSON object, got list"}
+    assert out[4] == {"error": "line 5: field 'body' is missing"}
+    assert "error" in out[5]
+    assert out[6]["flags"] == []
+    assert out[7]["flags"] == ["username"]
+
+
+def test_score_text_mode() -> None:
+    out, errors = run([b"you moron\n", b"\n", b"bad \xff utf-8 but scored\n", b"hello"], text_mode=True, batch_size=2)
+    assert errors == 0
+    assert [o["flags"] for o in out] == [["toxicity"], [], [], []]
+
+
+def test_score_matches_scorer_output() -> None:
+    out, _ = run([b'{"body": "the jews control the media"}\n'])
+    expected = _shared_scorer().score("the jews control the media")
+    assert out[0] == {"scores": expected.scores, "flags": expected.flags, "reasons": expected.reasons}
+
+
+def test_score_writes_each_batch_as_it_completes() -> None:
+    class Recorder(io.BytesIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes = 0
+
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            self.writes += 1
+            return super().write(data)
+
+    out = Recorder()
+    body = b"".join(b'{"body": "line %d"}\n' % i for i in range(7))
+    assert run_score(io.BytesIO(body), out, text_mode=False, batch_size=3, scorer=_shared_scorer()) == 0
+    assert out.writes == 3  # 3 + 3 + 1
+    assert len(out.getvalue().splitlines()) == 7
+    with pytest.raises(ValueError, match="batch_size"):
+        run_score(io.BytesIO(b""), io.BytesIO(), text_mode=True, batch_size=0, scorer=_shared_scorer())
+
+
+def test_score_survives_a_failing_scorer() -> None:
+    class Flaky(FlagScorer):
+        def score_many(self, items):  # type: ignore[no-untyped-def]
+            if any("boom" in i.body for i in items):
+                raise RuntimeError("boom")
+            return super().score_many(items)
+
+    out = io.BytesIO()
+    errors = run_score(io.BytesIO(b"fine\nboom\nfine too\n"), out, text_mode=True, scorer=Flaky())
+    rows = [orjson.loads(x) for x in out.getvalue().splitlines()]
+    assert errors == 1
+    assert "scores" in rows[0] and "scores" in rows[2]
+    assert rows[1] == {"error": "line 2: scoring failed: RuntimeError: boom"}
+
+
+# -- adversarial input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "!" * 50_000,
+        "*" * 50_000,
+        "a*" * 25_000,
+        "$" * 50_000,
+        "a." * 25_000,
+        "(((" * 15_000,
+        "f u c k " * 6_000,
+        "sh" + "i" * 50_000 + "t",
+        "the jews " * 5_000,
+        "a!1$@*.- " * 5_000,
+    ],
+    ids=lambda b: repr(b[:6]),
+)
+def test_pathological_bodies_stay_linear(scorer: FlagScorer, body: str) -> None:
+    import time
+
+    from streams.enrich.language import detect_language
+    from streams.enrich.text import text_features
+
+    started = time.process_time()
+    scorer.score(body, author=body[:200])
+    text_features(body)
+    detect_language(body)
+    # Quadratic regex backtracking would take tens of seconds here; linear work is ~0.1 s.
+    assert time.process_time() - started < 3.0
