@@ -21,8 +21,9 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
   k|thread|comment   -> [child comment ids] (children resolved to this comment)
   wi|thread|parent   -> {child_id: expires_ms} replies waiting for a parent id not seen yet
   wa|thread|author   -> {child_id: expires_ms} replies naming an author with no earlier comment yet
-  ba|thread|author   -> [child comment ids] replies that named this author (re-checked when the
-                        author posts again, since a later-arriving comment can be a closer match)
+  ba|thread|author   -> [[posted_ms, child_id], ...] sorted: replies that named this author
+                        (re-checked when the author posts again at or before them, since a
+                        later-arriving comment can be a closer match)
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import msgspec
 from streams.models import CommentEvent
 
 _SEP = "|"
+#: Sorts after every arrival sequence number: bisect to "the last entry at or before this time".
+_AFTER_ALL = float("inf")
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(CommentEvent)
 
@@ -92,7 +95,7 @@ class ThreadTree:
         if old is None:
             self._index_author(event)
         if by_author and old is None:
-            self._append(_key("ba", thread, event.parent_author or ""), event.comment_id)
+            self._index_reply_by_name(event)
 
         changed = self._attach(node, parent_id, now_ms=now_ms, by_author=by_author)
         out = [self._placement(self.store[node_key])]
@@ -117,15 +120,13 @@ class ThreadTree:
 
     def _latest_by_author(self, child: CommentEvent, author: str) -> str | None:
         entries = self.store.get(_key("a", child.thread_id, author)) or []
-        child_ms = _ms(child.posted_at)
-        best: str | None = None
         # Sorted by (posted_ms, arrival seq): the last entry at or before the child wins.
-        for posted_ms, _seq, cid in entries:
-            if posted_ms > child_ms:
-                break
-            if cid != child.comment_id:
-                best = cid
-        return best
+        i = bisect.bisect_right(entries, [_ms(child.posted_at), _AFTER_ALL])
+        while i > 0:
+            i -= 1
+            if entries[i][2] != child.comment_id:
+                return str(entries[i][2])
+        return None
 
     # -- state updates -------------------------------------------------------------------------
 
@@ -148,6 +149,12 @@ class ThreadTree:
         entries = list(self.store.get(key) or [])
         seq = len(entries)
         bisect.insort(entries, [_ms(event.posted_at), seq, event.comment_id])
+        self.store[key] = entries
+
+    def _index_reply_by_name(self, event: CommentEvent) -> None:
+        key = _key("ba", event.thread_id, event.parent_author or "")
+        entries = list(self.store.get(key) or [])
+        bisect.insort(entries, [_ms(event.posted_at), event.comment_id])
         self.store[key] = entries
 
     def _append(self, key: str, value: str) -> None:
@@ -234,8 +241,13 @@ class ThreadTree:
             child = self.store.get(_key("n", thread, child_id))
             if child is not None and expires_ms > now_ms:
                 moved += self._attach(child, cid, now_ms=now_ms, by_author=False)
-        # Replies that named this author: the new comment may be their (closer) parent now.
-        for child_id in list(self.store.get(_key("ba", thread, event.author)) or []):
+        # Replies that named this author: the new comment may be their (closer) parent now. Only
+        # replies posted at or after it can take it (sorted list: bisect, not a scan per arrival).
+        named = self.store.get(_key("ba", thread, event.author)) or []
+        new_ms = _ms(event.posted_at)
+        for _posted_ms, child_id in named[bisect.bisect_left(named, [new_ms, ""]) :]:
+            if child_id == cid:
+                continue
             child = self.store.get(_key("n", thread, child_id))
             if child is None:
                 continue
