@@ -17,7 +17,7 @@ import msgspec
 from streams import metrics, topics
 from streams.agents.common import ENCODER, as_bytes, concrete, send_dead_letter, timed
 from streams.agents.tablestore import StagedTable
-from streams.agents.windows import fan_out
+from streams.agents.windows import fan_out, report_progress
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, text_features, with_author_stats
@@ -49,12 +49,15 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
     tree = ThreadTree(tree_store)
     scorer = _scorer()
     scorer.score_many([ScoreInput(body="warm up", author="warm up")])  # load models before traffic
+    # Newest event time sent per input partition, reported to the windows after each batch.
+    progress: dict[str, int] = {}
     async for events in concrete(stream).take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
         metrics.EVENTS_IN.labels("enrich").inc(len(events))
         metrics.BATCH_SIZE.labels("enrich").observe(len(events))
         with timed("enrich"):
             now_ms = int(time.time() * 1000)
             placements: list[Placement] = []
+            sources: list[str] = []  # the valid-topic partition each placement came from
             features = []
             duplicates = []
             for event in events:
@@ -65,15 +68,22 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                 except msgspec.MsgspecError as exc:
                     await send_dead_letter(event, Rejection("schema", str(exc)), stage="enrich")
                     continue
+                source = f"valid:{event.message.partition}"
+                posted_ms = int(comment.posted_at.timestamp() * 1000)
+                progress[source] = max(posted_ms, progress.get(source, posted_ms))
                 for placement in tree.place(comment, now_ms=now_ms):
                     feats = text_features(placement.event.body)
+                    sources.append(source)
                     placements.append(placement)
                     features.append(feats)
                     duplicates.append(note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author))
             sent = []
-            for row in enrich_placements(placements, features, duplicates, scorer=scorer):
+            for row, source in zip(
+                enrich_placements(placements, features, duplicates, scorer=scorer), sources, strict=True
+            ):
                 sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
-                sent.extend(await fan_out(row))
+                sent.extend(await fan_out(row, source))
+            sent.extend(await report_progress(progress))
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
             tree_store.flush(concrete(stream))
             fingerprint_store.flush(concrete(stream))

@@ -36,16 +36,21 @@ from streams.windows.detectors import load_detector_config
 from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
 
 TICK_KEY = b"__tick__"
+PROGRESS_KEY = b"__progress__"
 WINDOWS_BATCH = 1000
 WINDOWS_WITHIN_SECONDS = 0.05
 
 
 class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
-    """A message on windows.input: one (kind, key, item) delivery, or a tick (item is None)."""
+    """A message on windows.input: one (kind, key, item) delivery from upstream partition `source`;
+    or, without an item, a progress report (`source` has sent everything up to `progress_ms`) or a
+    wall-clock tick (no source)."""
 
     kind: str = ""
     key: str = ""
     item: WindowInput | None = None
+    source: str = ""
+    progress_ms: int = 0
     tick_ms: int = 0
 
 
@@ -72,15 +77,18 @@ def window_input(comment: EnrichedComment) -> WindowInput:
 
 def window_config() -> WindowConfig:
     path = Path(settings.moderation_file) if settings.moderation_file else None
+    idle_ms = int(settings.window_idle_seconds * 1000)
     return WindowConfig(
         allowed_lateness_ms=int(settings.window_lateness_seconds * 1000),
         retention_ms=int(settings.window_retention_seconds * 1000),
-        idle_timeout_ms=int(settings.window_idle_seconds * 1000),
+        idle_timeout_ms=idle_ms,
+        # A source lagging behind (consumed more slowly) must hold windows back for a good while.
+        source_idle_ms=max(4 * idle_ms, 120_000),
         detectors=load_detector_config(path),
     )
 
 
-async def fan_out(comment: EnrichedComment) -> list[Awaitable[Any]]:
+async def fan_out(comment: EnrichedComment, source: str) -> list[Awaitable[Any]]:
     """Send one comment to every (kind, key) window it belongs to; return the delivery futures.
 
     Called by the enrich agent, whose input is still in each thread's posting order: after the
@@ -90,9 +98,23 @@ async def fan_out(comment: EnrichedComment) -> list[Awaitable[Any]]:
     item = window_input(comment)
     sent: list[Awaitable[Any]] = []
     for kind, key in route(item):
-        delivery = WindowDelivery(kind=kind, key=key, item=item)
+        delivery = WindowDelivery(kind=kind, key=key, item=item, source=source)
         sent.append(await windows_input_topic.send(key=route_key(kind, key).encode(), value=ENCODER.encode(delivery)))
     metrics.EVENTS_OUT.labels("enrich", topics.WINDOWS_INPUT).inc(len(sent))
+    return sent
+
+
+async def report_progress(progress: dict[str, int]) -> list[Awaitable[Any]]:
+    """Tell every windows partition how far (in event time) each upstream source has sent.
+
+    Upstream partitions are consumed at different speeds; a windows partition fed by several of
+    them must not let the fastest one close windows the slower ones still have comments for.
+    """
+    sent: list[Awaitable[Any]] = []
+    for source, event_ms in progress.items():
+        payload = ENCODER.encode(WindowDelivery(source=source, progress_ms=event_ms))
+        for partition in range(settings.partitions):
+            sent.append(await windows_input_topic.send(key=PROGRESS_KEY, value=payload, partition=partition))
     return sent
 
 
@@ -112,11 +134,17 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
                     await send_dead_letter(event, Rejection("undecodable", str(exc)), stage="windows")
                     continue
                 partition = event.message.partition
-                if delivery.item is None:
-                    output.extend(engine.tick(partition, now_ms))
-                else:
+                if delivery.item is not None:
                     metrics.EVENTS_IN.labels("windows").inc()
-                    output.extend(engine.process(partition, delivery.kind, delivery.key, delivery.item, now_ms))
+                    output.extend(
+                        engine.process(
+                            partition, delivery.kind, delivery.key, delivery.item, now_ms, delivery.source or None
+                        )
+                    )
+                elif delivery.source:
+                    output.extend(engine.progress(partition, delivery.source, delivery.progress_ms, now_ms))
+                else:
+                    output.extend(engine.tick(partition, now_ms))
             # Rows acknowledged by the broker before the state that produced them is persisted.
             await asyncio.gather(*await publish(output))
             store.flush(concrete(stream))

@@ -262,6 +262,8 @@ class WindowConfig(msgspec.Struct, frozen=True, kw_only=True):
     allowed_lateness_ms: int = 5 * MINUTE_MS
     retention_ms: int = 60 * MINUTE_MS
     idle_timeout_ms: int = 30_000
+    #: An upstream source not heard from for this long no longer holds the watermark back.
+    source_idle_ms: int = 120_000
     detectors: DetectorConfig = msgspec.field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
@@ -530,8 +532,12 @@ class WindowEngine:
 
     # -------------------------------------------------------------------------------- public API
 
-    def process(self, partition: int, kind: str, key: str, item: WindowInput, now_ms: int) -> EngineOutput:
-        """Apply one delivery ``(kind, key, item)`` read from ``partition`` at wall time ``now_ms``."""
+    def process(
+        self, partition: int, kind: str, key: str, item: WindowInput, now_ms: int, source: str | None = None
+    ) -> EngineOutput:
+        """Apply one delivery ``(kind, key, item)`` read from ``partition`` at wall time ``now_ms``.
+
+        ``source`` names the upstream partition the item came from (see :meth:`progress`)."""
         if kind not in KINDS:
             raise ValueError(f"unknown window kind {kind!r}; expected one of {', '.join(KINDS)}")
         if not _route_ok(kind, key, item):
@@ -581,12 +587,50 @@ class WindowEngine:
         meta["arr"] = now_ms
         if t > meta["max"]:
             meta["max"] = t
-        if meta["max"] - self._lateness > meta["wm"]:
-            meta["wm"] = meta["max"] - self._lateness
-            if _floor(meta["wm"]) > meta["closed"]:
-                self._advance(partition, meta, now_ms, out)
+        if source is not None:
+            self._note_source(meta, source, t, now_ms)
+        self._raise_watermark(partition, meta, now_ms, out)
         store[mkey] = meta
         return out
+
+    def progress(self, partition: int, source: str, event_ms: int, now_ms: int) -> EngineOutput:
+        """An upstream partition (``source``) has sent everything up to event time ``event_ms``.
+
+        When items reach this partition from several upstream partitions that are consumed at
+        different speeds (a replayed archive, a rebalance), the newest event seen here says little:
+        the watermark is then the minimum over the sources heard from in the last
+        ``source_idle_ms`` (a source quiet for longer is taken to have nothing more to send), minus
+        the allowed lateness. Without sources it is the newest event here, as before.
+        """
+        out = EngineOutput()
+        mkey = f"p:{partition}"
+        meta: dict[str, Any] | None = self._store.get(mkey)
+        if meta is None:
+            meta = {"max": event_ms, "wm": event_ms - self._lateness, "closed": _floor(event_ms - self._lateness)}
+            meta["arr"] = now_ms
+        self._note_source(meta, source, event_ms, now_ms)
+        self._raise_watermark(partition, meta, now_ms, out)
+        self._store[mkey] = meta
+        return out
+
+    @staticmethod
+    def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int) -> None:
+        sources = dict(meta.get("src") or {})
+        seen = sources.get(source)
+        sources[source] = [max(event_ms, seen[0]) if seen else event_ms, now_ms]
+        meta["src"] = sources
+
+    def _raise_watermark(self, partition: int, meta: dict[str, Any], now_ms: int, out: EngineOutput) -> None:
+        base = meta["max"]
+        sources: dict[str, list[int]] = meta.get("src") or {}
+        if sources:
+            live = [t for t, heard in sources.values() if now_ms - heard < self.config.source_idle_ms]
+            if live:
+                base = min(base, *live)
+        if base - self._lateness > meta["wm"]:
+            meta["wm"] = base - self._lateness
+            if _floor(meta["wm"]) > meta["closed"]:
+                self._advance(partition, meta, now_ms, out)
 
     def tick(self, partition: int, now_ms: int) -> EngineOutput:
         """Idle handling (see module docstring); call every few seconds per partition."""

@@ -861,3 +861,35 @@ def test_archive_of_50k_is_generated_in_under_two_seconds() -> None:
     )
     assert len(items) == 50_000
     assert time.process_time() - started < 2.0
+
+
+# -------------------------------------------------------------------------------- upstream sources
+
+
+def test_a_lagging_upstream_source_holds_the_watermark_back() -> None:
+    """Two upstream partitions feed one windows partition; the fast one must not close windows the
+    slow one still has comments for (uneven consumption of a replayed archive)."""
+    engine = WindowEngine(WindowConfig(), {})
+    now = NOW
+    engine.progress(0, "valid:1", T0, now)  # the slow source has only reached 12:00
+    for i in range(30):
+        engine.process(0, "thread_1m", "t1", item(f"f{i}", T0 + i * MIN, thread="t1"), now, source="valid:0")
+    assert engine.watermark(0) == T0 - LATENESS
+    # Its comment for 12:00:30 is not late: the 12:00 window is still open.
+    out = engine.process(0, "thread_1m", "t1", item("s1", T0 + 30_000, thread="t1"), now, source="valid:1")
+    assert not out.late
+    # Once it catches up the windows close, with both comments in the first one.
+    out = engine.progress(0, "valid:1", T0 + 29 * MIN, now)
+    first = next(r for r in out.windows if dt_to_ms(r.window_start) == T0)
+    assert (first.comments, first.version) == (2, 1)
+
+
+def test_a_source_silent_past_source_idle_no_longer_holds_windows() -> None:
+    engine = WindowEngine(WindowConfig(source_idle_ms=60_000), {})
+    engine.progress(0, "valid:1", T0, NOW)
+    engine.process(0, "thread_1m", "t1", item("f0", T0 + MIN, thread="t1"), NOW, source="valid:0")
+    engine.process(0, "thread_1m", "t1", item("f1", T0 + 20 * MIN, thread="t1"), NOW, source="valid:0")
+    assert engine.watermark(0) == T0 - LATENESS
+    out = engine.process(0, "thread_1m", "t1", item("f2", T0 + 21 * MIN, thread="t1"), NOW + 60_000, source="valid:0")
+    assert engine.watermark(0) == T0 + 21 * MIN - LATENESS
+    assert any(r.kind == "thread_1m" for r in out.windows)
