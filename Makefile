@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: demo run test unit integration lint typecheck bench broker-start broker-stop clean system-deps
+.PHONY: demo run test test-archive-50k test-windows-crash unit integration lint typecheck bench broker-start broker-stop clean system-deps
 
 demo: $(STAMP) broker-start
 	$(BIN)/streams demo
@@ -19,6 +19,14 @@ run: $(STAMP) broker-start
 
 test: $(STAMP) broker-start lint typecheck
 	$(BIN)/pytest -q tests
+
+# The windows cross-check on a 50,000-comment archive (slow: the default suite uses 5,000).
+test-archive-50k: $(STAMP) broker-start
+	STREAMS_TEST_ARCHIVE_COMMENTS=50000 $(BIN)/pytest -q tests/integration/test_windows_crosscheck.py -k archive
+
+# The same with the worker killed mid-replay (known bug, see tests/integration/test_windows_crosscheck.py).
+test-windows-crash: $(STAMP) broker-start
+	STREAMS_TEST_ARCHIVE_CRASH=1 $(BIN)/pytest -q tests/integration/test_windows_crosscheck.py -k archive
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
