@@ -11,10 +11,11 @@ export KAFKA_PORT ?= 9092
 
 .PHONY: demo run test test-archive-50k test-windows-crash unit integration lint typecheck bench broker-start broker-stop clean system-deps
 
-demo: $(STAMP) broker-start
+# `streams demo` starts the broker if none answers, and stops what it started.
+demo: $(STAMP) system-deps
 	$(BIN)/streams demo
 
-run: $(STAMP) broker-start
+run: $(STAMP) system-deps
 	$(BIN)/streams demo --keep-running
 
 test: $(STAMP) broker-start lint typecheck
