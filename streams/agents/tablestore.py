@@ -15,20 +15,22 @@ one of that partition's events as the current event.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import faust
 from faust.streams import Stream
 from faust.types import TableT
 
-_DELETED = object()
+from streams.windows.engine import _DELETED, WriteBuffer
 
 
-class StagedTable(MutableMapping[str, Any]):
+class StagedTable(WriteBuffer):
+    """A WriteBuffer whose reads bypass Faust (the table's in-memory data) and whose flush writes
+    the table under the right partition."""
+
     def __init__(self, table: TableT[str, Any]) -> None:
+        super().__init__(table.data)
         self.table = table
-        self._staged: dict[str, Any] = {}
         self._owner: dict[str, int] = {}
         self._events: dict[int, faust.EventT[Any]] = {}
         self._partition = -1
@@ -38,52 +40,24 @@ class StagedTable(MutableMapping[str, Any]):
         self._partition = event.message.partition
         self._events[self._partition] = event
 
-    def __getitem__(self, key: str) -> Any:
+    def get(self, key: str, default: Any = None) -> Any:
+        # MutableMapping.get would go through a KeyError for every miss: the hot path of the tree.
         if key in self._staged:
             value = self._staged[key]
-            if value is _DELETED:
-                raise KeyError(key)
-            return value
-        return self.table.data[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __contains__(self, key: object) -> bool:
-        if key in self._staged:
-            return self._staged[key] is not _DELETED
-        return key in self.table.data
+            return default if value is _DELETED else value
+        return self.backing.get(key, default)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._staged[key] = value
+        super().__setitem__(key, value)
         self._owner[key] = self._partition
 
     def __delitem__(self, key: str) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self._staged[key] = _DELETED
+        super().__delitem__(key)
         self._owner[key] = self._partition
 
-    def __iter__(self) -> Iterator[str]:
-        for key in self.table.data:
-            if key not in self._staged:
-                yield key
-        for key, value in self._staged.items():
-            if value is not _DELETED:
-                yield key
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    @property
-    def pending(self) -> int:
-        return len(self._staged)
-
-    def flush(self, stream: Stream[Any]) -> None:
+    def flush(self, stream: Stream[Any] | None = None) -> None:
         """Persist staged writes (changelog records), each under its partition's event."""
+        assert stream is not None, "a StagedTable flushes within its agent's stream"
         by_partition: dict[int, list[str]] = {}
         for key, partition in self._owner.items():
             by_partition.setdefault(partition, []).append(key)

@@ -20,6 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.rows import COMMENT_COLUMNS, DEAD_LETTER_COLUMNS
+from streams.windows.detectors import Alert
+from streams.windows.engine import LateEvent, WindowRow
+
 BASE = datetime(2018, 3, 21, 9, 0, tzinfo=UTC)
 #: A time range that contains every seeded row (for $__timeFilter and report windows).
 SEED_RANGE = (BASE - timedelta(hours=1), BASE + timedelta(hours=3))
@@ -160,43 +164,7 @@ def _version_batches() -> list[list[SeedComment]]:
     return [first, updates, replay]
 
 
-_COMMENT_COLUMNS = [
-    "thread_id",
-    "comment_id",
-    "event_id",
-    "event_type",
-    "source",
-    "thread_title",
-    "parent_id",
-    "parent_author",
-    "author",
-    "posted_at",
-    "edited_at",
-    "body",
-    "url",
-    "root_id",
-    "depth",
-    "parent_missing",
-    "body_length",
-    "word_count",
-    "link_count",
-    "mention_count",
-    "caps_ratio",
-    "repeated_char_runs",
-    "fingerprint",
-    "language",
-    "flags",
-    "scores",
-    "reasons",
-    "toxicity",
-    "author_comment_count",
-    "author_flagged_count",
-    "author_thread_count",
-    "author_first_seen",
-    "enriched_at",
-    "version",
-    "is_deleted",
-]
+_COMMENT_COLUMNS = list(COMMENT_COLUMNS)
 
 
 def _comment_rows(rows: list[SeedComment]) -> list[list[object]]:
@@ -330,22 +298,7 @@ def _windows() -> list[list[object]]:
     return rows
 
 
-_WINDOW_COLUMNS = [
-    "kind",
-    "key",
-    "window_start",
-    "window_end",
-    "comments",
-    "distinct_authors",
-    "flagged_comments",
-    "flagged",
-    "mean_toxicity",
-    "max_depth",
-    "velocity",
-    "acceleration",
-    "version",
-    "emitted_at",
-]
+_WINDOW_COLUMNS = list(WindowRow.__struct_fields__)
 
 ALERTS = [
     [
@@ -385,18 +338,7 @@ ALERTS = [
         BASE + timedelta(minutes=21),
     ],
 ]
-_ALERT_COLUMNS = [
-    "alert_id",
-    "detector",
-    "thread_id",
-    "author",
-    "window_start",
-    "window_end",
-    "severity",
-    "summary",
-    "evidence",
-    "detected_at",
-]
+_ALERT_COLUMNS = list(Alert.__struct_fields__)
 
 DEAD_LETTERS = [
     [
@@ -433,17 +375,7 @@ DEAD_LETTERS = [
         BASE + timedelta(minutes=12),
     ],
 ]
-_DEAD_LETTER_COLUMNS = [
-    "dead_letter_id",
-    "stage",
-    "reason_code",
-    "reason",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-    "raw",
-    "received_at",
-]
+_DEAD_LETTER_COLUMNS = list(DEAD_LETTER_COLUMNS)
 
 LATE_EVENTS = [
     [
@@ -474,7 +406,7 @@ LATE_EVENTS = [
         BASE + timedelta(hours=1, minutes=31),
     ],
 ]
-_LATE_COLUMNS = ["comment_id", "thread_id", "author", "posted_at", "watermark", "window_kind", "received_at"]
+_LATE_COLUMNS = list(LateEvent.__struct_fields__)
 
 
 @dataclass(frozen=True)
