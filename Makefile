@@ -25,7 +25,7 @@ test: $(STAMP) broker-start lint typecheck
 test-archive-50k: $(STAMP) broker-start
 	STREAMS_TEST_ARCHIVE_COMMENTS=50000 $(BIN)/pytest -q tests/integration/test_windows_crosscheck.py -k archive
 
-# The same with the worker killed mid-replay (known bug, see tests/integration/test_windows_crosscheck.py).
+# The same with the worker killed mid-replay (intermittent known bug: tests/integration/test_windows_crosscheck.py).
 test-windows-crash: $(STAMP) broker-start
 	STREAMS_TEST_ARCHIVE_CRASH=1 $(BIN)/pytest -q tests/integration/test_windows_crosscheck.py -k archive
 
