@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streams import PROJECT_ROOT
-from streams.settings import SettingsError, load_settings
+from streams.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(
     help="comment-streams: comment threads through Kafka and Faust into ClickHouse.",
@@ -41,7 +41,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings() -> Any:
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
@@ -80,7 +80,7 @@ def worker(
     runner.execute_from_commandline()
 
 
-async def _ensure_topics(settings: Any) -> None:
+async def _ensure_topics(settings: Settings) -> None:
     from streams.kafka_admin import ensure_topics
 
     try:
@@ -187,7 +187,7 @@ def migrate() -> None:
         console.print(f"applied {m.version:04d}_{m.name}")
 
 
-def query_client(settings: Any, *, write: bool = False) -> Any:
+def query_client(settings: Settings, *, write: bool = False) -> Any:
     """A client to query with: the running worker (which owns an embedded database) or ClickHouse itself."""
     from streams.clickhouse.client import ClickHouseUnavailable, connect, is_embedded
     from streams.worker_client import WorkerClient

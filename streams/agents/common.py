@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 import msgspec
@@ -15,27 +15,40 @@ from streams import metrics, topics
 from streams.app import dlq_topic, settings
 from streams.clickhouse.writer import ClickHouseWriter
 from streams.ingest import Rejection, dead_letter
+from streams.models import DeadLetter
 
 ENCODER = msgspec.json.Encoder()
+T = TypeVar("T")
 
 #: The worker's single ClickHouse connection (an embedded directory admits one process anyway).
 writer = ClickHouseWriter(settings.clickhouse_dsn)
 
 
-async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> None:
-    message = event.message
-    letter = dead_letter(
-        rejection,
-        stage=stage,
-        raw=as_bytes(message.value),
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
+def dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> DeadLetter:
+    """The dead letter for `event`: its original bytes and where it was read from."""
+    m = event.message
+    return dead_letter(
+        rejection, stage=stage, raw=as_bytes(m.value), topic=m.topic, partition=m.partition, offset=m.offset
     )
-    await dlq_topic.send(key=message.key, value=ENCODER.encode(letter))
+
+
+async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> None:
+    letter = dead_letter_of(event, rejection, stage=stage)
+    await dlq_topic.send(key=event.message.key, value=ENCODER.encode(letter))
     metrics.DEAD_LETTERS.labels(stage, rejection.reason_code).inc()
     metrics.EVENTS_FAILED.labels(stage, rejection.reason_code).inc()
     metrics.EVENTS_OUT.labels(stage, topics.DLQ).inc()
+
+
+async def decode_or_dead_letter(
+    event: faust.EventT[Any], decoder: msgspec.json.Decoder[T], *, stage: str, reason_code: str = "schema"
+) -> T | None:
+    """Decode an event's value; a value that does not decode goes to the dead-letter topic (None)."""
+    try:
+        return decoder.decode(as_bytes(event.value))
+    except msgspec.MsgspecError as exc:
+        await send_dead_letter(event, Rejection(reason_code, str(exc)), stage=stage)
+        return None
 
 
 def concrete(stream: faust.StreamT[Any]) -> Stream[Any]:

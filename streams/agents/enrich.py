@@ -15,15 +15,15 @@ import faust
 import msgspec
 
 from streams import metrics, topics
-from streams.agents.common import ENCODER, as_bytes, concrete, send_dead_letter, timed
+from streams.agents.common import ENCODER, concrete, decode_or_dead_letter, timed
 from streams.agents.tablestore import StagedTable
 from streams.agents.windows import fan_out, report_progress
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
 from streams.enrich import authors as author_state
-from streams.enrich.compose import enrich_placements, note_fingerprint, text_features, with_author_stats
+from streams.enrich.compose import enrich_placements, note_fingerprint, with_author_stats
 from streams.enrich.flags import FlagScorer, ScoreInput, load_moderation_config
+from streams.enrich.text import text_features
 from streams.enrich.thread import Placement, ThreadTree
-from streams.ingest import Rejection
 from streams.models import CommentEvent, EnrichedComment
 
 ENRICH_BATCH = 500
@@ -63,10 +63,8 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
             for event in events:
                 tree_store.at(event)
                 fingerprint_store.at(event)
-                try:
-                    comment = _EVENT.decode(as_bytes(event.value))
-                except msgspec.MsgspecError as exc:
-                    await send_dead_letter(event, Rejection("schema", str(exc)), stage="enrich")
+                comment = await decode_or_dead_letter(event, _EVENT, stage="enrich")
+                if comment is None:
                     continue
                 source = f"valid:{event.message.partition}"
                 posted_ms = int(comment.posted_at.timestamp() * 1000)
@@ -99,10 +97,8 @@ async def authors(stream: faust.StreamT[bytes]) -> None:
             sent = []
             for event in events:
                 store.at(event)
-                try:
-                    comment = _ENRICHED.decode(as_bytes(event.value))
-                except msgspec.MsgspecError as exc:
-                    await send_dead_letter(event, Rejection("schema", str(exc)), stage="authors")
+                comment = await decode_or_dead_letter(event, _ENRICHED, stage="authors")
+                if comment is None:
                     continue
                 e = comment.event
                 stats = author_state.observe(

@@ -15,7 +15,7 @@ import faust
 import msgspec
 
 from streams import metrics
-from streams.agents.common import as_bytes, concrete, send_dead_letter, writer
+from streams.agents.common import as_bytes, concrete, dead_letter_of, send_dead_letter, writer
 from streams.app import (
     activity_windows_topic,
     alerts_topic,
@@ -26,19 +26,12 @@ from streams.app import (
     settings,
 )
 from streams.clickhouse.rows import COMMENT_COLUMNS, DEAD_LETTER_COLUMNS, comment_row, dead_letter_row
-from streams.ingest import Rejection, dead_letter
+from streams.ingest import Rejection
 from streams.models import DeadLetter, EnrichedComment
 from streams.windows.detectors import Alert
 from streams.windows.engine import LateEvent, WindowRow
 
 RowFn = Callable[[bytes], list[Any]]
-
-
-def _dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> DeadLetter:
-    m = event.message
-    return dead_letter(
-        rejection, stage=stage, raw=as_bytes(m.value), topic=m.topic, partition=m.partition, offset=m.offset
-    )
 
 
 def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str], to_row: RowFn) -> None:
@@ -58,7 +51,7 @@ def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str],
                     # Our own topics carry our own types, so this is a bug upstream: keep the bytes.
                     rejection = Rejection("undecodable", f"{table} sink could not decode: {exc}")
                     if source is dlq_topic:
-                        rows.append(dead_letter_row(_dead_letter_of(event, rejection, stage=agent_name)))
+                        rows.append(dead_letter_row(dead_letter_of(event, rejection, stage=agent_name)))
                     else:
                         await send_dead_letter(event, rejection, stage=agent_name)
             await writer.insert(table, rows, columns)

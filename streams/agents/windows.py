@@ -19,7 +19,7 @@ import faust
 import msgspec
 
 from streams import metrics, topics
-from streams.agents.common import ENCODER, as_bytes, concrete, send_dead_letter, timed
+from streams.agents.common import ENCODER, concrete, decode_or_dead_letter, timed
 from streams.agents.tablestore import StagedTable
 from streams.app import (
     activity_windows_topic,
@@ -30,7 +30,6 @@ from streams.app import (
     table,
     windows_input_topic,
 )
-from streams.ingest import Rejection
 from streams.models import EnrichedComment
 from streams.windows.detectors import load_detector_config
 from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
@@ -54,7 +53,6 @@ class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
     tick_ms: int = 0
 
 
-_ENRICHED = msgspec.json.Decoder(EnrichedComment)
 _DELIVERY = msgspec.json.Decoder(WindowDelivery)
 
 window_state = table("window_state", "Event-time window buckets, watermarks and detector state per partition")
@@ -128,10 +126,8 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
             output = EngineOutput()
             for event in events:
                 store.at(event)
-                try:
-                    delivery = _DELIVERY.decode(as_bytes(event.value))
-                except msgspec.MsgspecError as exc:
-                    await send_dead_letter(event, Rejection("undecodable", str(exc)), stage="windows")
+                delivery = await decode_or_dead_letter(event, _DELIVERY, stage="windows", reason_code="undecodable")
+                if delivery is None:
                     continue
                 partition = event.message.partition
                 if delivery.item is not None:

@@ -11,7 +11,7 @@ import msgspec
 from streams.enrich.authors import AuthorStats
 from streams.enrich.flags import FlagScorer, ScoreInput
 from streams.enrich.language import detect_languages
-from streams.enrich.text import TextFeatures, text_features
+from streams.enrich.text import TextFeatures
 from streams.enrich.thread import Placement
 from streams.models import EnrichedComment
 
@@ -82,6 +82,3 @@ def with_author_stats(comment: EnrichedComment, stats: AuthorStats) -> EnrichedC
         author_thread_count=stats.thread_count,
         author_first_seen=datetime.fromtimestamp(stats.first_seen_ms / 1000, UTC),
     )
-
-
-__all__ = ["enrich_placements", "note_fingerprint", "text_features", "with_author_stats"]
