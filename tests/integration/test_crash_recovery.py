@@ -44,7 +44,7 @@ def test_kill_mid_stream_then_restart_lands_every_comment_once(fresh_pipeline: P
     p.wait_for_metric("streams_clickhouse_rows_total", lambda n: n >= total // 10, table="comments", timeout=90)
     p.kill()
     p.start()
-    p.wait_until("SELECT count() FROM comments FINAL WHERE source = 'crash-test'", lambda n: n >= total, timeout=180)
+    p.wait_until("SELECT count() FROM comments FINAL WHERE source = 'crash-test'", lambda n: n >= total, timeout=300)
     rows = p.query(
         "SELECT count(), uniqExact(comment_id), max(depth), countIf(parent_missing = 1) "
         "FROM comments FINAL WHERE source = 'crash-test'"
