@@ -11,7 +11,7 @@ from typing import Any
 import faust
 from faust.types import TableT
 
-from streams import topics
+from streams import kafka_consumer, topics
 from streams.settings import Settings, load_settings
 
 settings: Settings = load_settings()
@@ -19,6 +19,8 @@ settings: Settings = load_settings()
 app = faust.App(
     settings.topic(settings.app_id),
     broker=settings.broker_url,
+    # The consumer that never commits what it has not processed (streams/kafka_consumer.py).
+    broker_consumer=settings.broker_url.replace("kafka://", f"{kafka_consumer.SCHEME}://"),
     store="memory://",
     datadir=settings.data_dir,
     topic_partitions=settings.partitions,
