@@ -5,10 +5,10 @@
 | comments.raw      | thread_id      | CommentEvent JSON (or anything: input) | producers  | ingest         |
 | comments.valid    | thread_id      | CommentEvent                           | ingest     | enrich         |
 | comments.authored | author         | EnrichedComment (no author stats yet)  | enrich     | authors        |
-| comments.enriched | thread_id      | EnrichedComment                        | authors    | sink, windows  |
-| comments.flagged  | thread_id      | EnrichedComment with >= 1 flag         | enrich     | moderation     |
+| comments.enriched | thread_id      | EnrichedComment                        | authors    | sink           |
+| comments.flagged  | thread_id      | EnrichedComment with >= 1 flag         | authors    | moderation     |
 | comments.dlq      | source key     | DeadLetter                             | any stage  | sink           |
-| windows.input     | kind:key       | WindowInput (re-keyed fan-out)         | windows    | windows        |
+| windows.input     | (partitioned)  | list of deliveries, crc32(kind:key)    | enrich     | windows        |
 | activity.windows  | kind:key       | WindowRow                              | windows    | sink           |
 | alerts            | detector:key   | Alert                                  | windows    | sink, people   |
 | windows.late      | thread_id      | LateEvent                              | windows    | sink           |

@@ -1,5 +1,5 @@
 """enrich: comments.valid -> thread placement, features, language, flags -> comments.authored
-(and windows.input, see streams.agents.windows.fan_out);
+(and windows.input, see streams.agents.windows.FanOut);
 authors: comments.authored (keyed by author) -> author stats -> comments.enriched (+ comments.flagged).
 
 Author stats need every comment of an author in one partition, hence the re-keyed hop.
@@ -17,7 +17,7 @@ import msgspec
 from streams import metrics, topics
 from streams.agents.common import ENCODER, concrete, decode_or_dead_letter, timed
 from streams.agents.tablestore import StagedTable
-from streams.agents.windows import fan_out, report_progress
+from streams.agents.windows import FanOut
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, with_author_stats
@@ -76,12 +76,14 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                     features.append(feats)
                     duplicates.append(note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author))
             sent = []
+            fan_out = FanOut()
             for row, source in zip(
                 enrich_placements(placements, features, duplicates, scorer=scorer), sources, strict=True
             ):
                 sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
-                sent.extend(await fan_out(row, source))
-            sent.extend(await report_progress(progress))
+                fan_out.add(row, source)
+            fan_out.add_progress(progress)
+            sent.extend(await fan_out.send())
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
             tree_store.flush(concrete(stream))
             fingerprint_store.flush(concrete(stream))

@@ -1,16 +1,21 @@
 """windows: event-time windows and detectors.
 
-enrich (in each thread's posting order) --fan-out--> windows.input (key "kind:key") --engine--> activity.windows,
-alerts, windows.late. The fan-out puts every item of an author / category / parent author / text
-fingerprint in one partition, so those windows are exact however many workers run. A timer puts a
-tick on every windows.input partition, so idle handling runs inside the partition's own stream
-(Faust tables can only be written while processing an event of that partition).
+enrich (in each thread's posting order) --fan-out--> windows.input --engine--> activity.windows, alerts,
+windows.late. The fan-out puts every item of an author / category / parent author / text fingerprint
+in one partition (crc32 of "kind:key" modulo the partition count), so those windows are exact however
+many workers run. A message on windows.input is a list of deliveries for one partition: one enrich
+batch fans out to ~6 deliveries per comment, and one Kafka message per delivery cost more than the
+windows themselves. A timer puts a tick on every windows.input partition, so idle handling runs
+inside the partition's own stream (Faust tables can only be written while processing an event of
+that partition).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import zlib
+from collections import defaultdict
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -35,13 +40,15 @@ from streams.windows.detectors import load_detector_config
 from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
 
 TICK_KEY = b"__tick__"
-PROGRESS_KEY = b"__progress__"
-WINDOWS_BATCH = 1000
+DELIVERIES_KEY = b"__deliveries__"
+#: Deliveries per windows.input message (~300 bytes each: well under Kafka's 1 MB message limit).
+DELIVERIES_PER_MESSAGE = 500
+WINDOWS_BATCH = 100
 WINDOWS_WITHIN_SECONDS = 0.05
 
 
 class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
-    """A message on windows.input: one (kind, key, item) delivery from upstream partition `source`;
+    """One entry of a windows.input message: a (kind, key) delivery from upstream partition `source`;
     or, without an item, a progress report (`source` has sent everything up to `progress_ms`) or a
     wall-clock tick (no source)."""
 
@@ -53,7 +60,7 @@ class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
     tick_ms: int = 0
 
 
-_DELIVERY = msgspec.json.Decoder(WindowDelivery)
+_DELIVERIES = msgspec.json.Decoder(list[WindowDelivery])
 
 window_state = table("window_state", "Event-time window buckets, watermarks and detector state per partition")
 
@@ -86,34 +93,46 @@ def window_config() -> WindowConfig:
     )
 
 
-async def fan_out(comment: EnrichedComment, source: str) -> list[Awaitable[Any]]:
-    """Send one comment to every (kind, key) window it belongs to; return the delivery futures.
-
-    Called by the enrich agent, whose input is still in each thread's posting order: after the
-    re-keyed authors hop, comments of one thread would interleave across author partitions and a
-    replayed archive could look hours out of order to the windows.
-    """
-    item = window_input(comment)
-    sent: list[Awaitable[Any]] = []
-    for kind, key in route(item):
-        delivery = WindowDelivery(kind=kind, key=key, item=item, source=source)
-        sent.append(await windows_input_topic.send(key=route_key(kind, key).encode(), value=ENCODER.encode(delivery)))
-    metrics.EVENTS_OUT.labels("enrich", topics.WINDOWS_INPUT).inc(len(sent))
-    return sent
+def windows_partition(kind: str, key: str) -> int:
+    """The windows.input partition that owns window (kind, key): stable across processes and restarts."""
+    return zlib.crc32(route_key(kind, key).encode()) % settings.partitions
 
 
-async def report_progress(progress: dict[str, int]) -> list[Awaitable[Any]]:
-    """Tell every windows partition how far (in event time) each upstream source has sent.
+class FanOut:
+    """One enrich batch's deliveries to the windows, grouped per windows.input partition."""
 
-    Upstream partitions are consumed at different speeds; a windows partition fed by several of
-    them must not let the fastest one close windows the slower ones still have comments for.
-    """
-    sent: list[Awaitable[Any]] = []
-    for source, event_ms in progress.items():
-        payload = ENCODER.encode(WindowDelivery(source=source, progress_ms=event_ms))
-        for partition in range(settings.partitions):
-            sent.append(await windows_input_topic.send(key=PROGRESS_KEY, value=payload, partition=partition))
-    return sent
+    def __init__(self) -> None:
+        self.by_partition: dict[int, list[WindowDelivery]] = defaultdict(list)
+
+    def add(self, comment: EnrichedComment, source: str) -> None:
+        """Deliver one comment to every (kind, key) window it belongs to."""
+        item = window_input(comment)
+        for kind, key in route(item):
+            self.by_partition[windows_partition(kind, key)].append(
+                WindowDelivery(kind=kind, key=key, item=item, source=source)
+            )
+
+    def add_progress(self, progress: dict[str, int]) -> None:
+        """Tell every windows partition how far (in event time) each upstream source has sent.
+
+        Upstream partitions are consumed at different speeds; a windows partition fed by several
+        of them must not let the fastest one close windows the slower ones still have comments for.
+        Added last, so each partition reads them after the batch's deliveries.
+        """
+        for source, event_ms in progress.items():
+            for partition in range(settings.partitions):
+                self.by_partition[partition].append(WindowDelivery(source=source, progress_ms=event_ms))
+
+    async def send(self) -> list[Awaitable[Any]]:
+        """Send the deliveries (in order within each partition); return the delivery futures."""
+        sent: list[Awaitable[Any]] = []
+        for partition, deliveries in self.by_partition.items():
+            for i in range(0, len(deliveries), DELIVERIES_PER_MESSAGE):
+                chunk = deliveries[i : i + DELIVERIES_PER_MESSAGE]
+                value = ENCODER.encode(chunk)
+                sent.append(await windows_input_topic.send(key=DELIVERIES_KEY, value=value, partition=partition))
+            metrics.EVENTS_OUT.labels("enrich", topics.WINDOWS_INPUT).inc(len(deliveries))
+        return sent
 
 
 @app.agent(windows_input_topic, name="windows")
@@ -126,21 +145,20 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
             output = EngineOutput()
             for event in events:
                 store.at(event)
-                delivery = await decode_or_dead_letter(event, _DELIVERY, stage="windows", reason_code="undecodable")
-                if delivery is None:
-                    continue
+                deliveries = await decode_or_dead_letter(event, _DELIVERIES, stage="windows", reason_code="undecodable")
                 partition = event.message.partition
-                if delivery.item is not None:
-                    metrics.EVENTS_IN.labels("windows").inc()
-                    output.extend(
-                        engine.process(
-                            partition, delivery.kind, delivery.key, delivery.item, now_ms, delivery.source or None
+                for delivery in deliveries or ():
+                    if delivery.item is not None:
+                        metrics.EVENTS_IN.labels("windows").inc()
+                        output.extend(
+                            engine.process(
+                                partition, delivery.kind, delivery.key, delivery.item, now_ms, delivery.source or None
+                            )
                         )
-                    )
-                elif delivery.source:
-                    output.extend(engine.progress(partition, delivery.source, delivery.progress_ms, now_ms))
-                else:
-                    output.extend(engine.tick(partition, now_ms))
+                    elif delivery.source:
+                        output.extend(engine.progress(partition, delivery.source, delivery.progress_ms, now_ms))
+                    else:
+                        output.extend(engine.tick(partition, now_ms))
             # Rows acknowledged by the broker before the state that produced them is persisted.
             await asyncio.gather(*await publish(output))
             store.flush(concrete(stream))
@@ -169,6 +187,6 @@ async def publish(output: EngineOutput) -> list[Awaitable[Any]]:
 
 @app.timer(interval=max(1.0, settings.window_idle_seconds / 3), on_leader=True)
 async def tick_windows() -> None:
-    payload = ENCODER.encode(WindowDelivery(tick_ms=int(time.time() * 1000)))
+    payload = ENCODER.encode([WindowDelivery(tick_ms=int(time.time() * 1000))])
     for partition in range(settings.partitions):
         await windows_input_topic.send(key=TICK_KEY, value=payload, partition=partition)
