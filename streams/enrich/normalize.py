@@ -79,8 +79,10 @@ _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "
 # Cheap test first (bytes.translate in C): does the text contain a substitutable character at all?
 _NOT_LEET_BYTES = bytes(b for b in range(256) if chr(b) not in "013457@$!")
 # Then: one touching a Latin letter ("!" only between letters, "$" also at a word's edge).
-# (Lookbehind first and a possessive run: linear even on "!!!!..." x 100k.)
-_LEET_HINT = re.compile(r"(?<=[a-z])[013457@$!]++(?=[a-z])|\$[a-z]|(?<=[a-z])\$")
+# Every alternative starts with a substitutable character, so the engine skips to those
+# (3x cheaper than starting with a lookbehind); the letter before is checked by a lookbehind
+# over the character and its predecessor. Possessive run: linear even on "!!!!..." x 100k.
+_LEET_HINT = re.compile(r"[013457@$!](?<=[a-z].)[013457@$!]*+(?=[a-z])|\$(?<=[a-z].)|\$[a-z]")
 # Candidate words for leetspeak: runs of word characters and @ $ ! containing at least one of the
 # substitutable characters. The callback decides.
 _LEET_CANDIDATE = re.compile(r"(?<![\w@$!])[\w@$!]*?[013457@$!][\w@$!]*")
@@ -204,7 +206,7 @@ def _analyze(text: str) -> Analysis:
     ):
         text = " ".join(text.split())
     elongated: frozenset[str] = frozenset()
-    if _TRIPLE_HINT.search(text) is not None:
+    if _has_letter_triple(text):
         text, elongated = _collapse_triples(text, elongated)
     # Emoji and other non-letters do not need the (slower) Unicode word pattern.
     words = _split_words(text if info & _WORD_CHAR or text.isascii() else _NON_ASCII.sub(" ", text))
@@ -213,11 +215,17 @@ def _analyze(text: str) -> Analysis:
         if joined != text:
             text = joined
             # Joining can create a new elongated run ("s h i i i t").
-            if _TRIPLE_HINT.search(text) is not None:
+            if _has_letter_triple(text):
                 text, elongated = _collapse_triples(text, elongated)
             words = _split_words(text if info & _WORD_CHAR or text.isascii() else _NON_ASCII.sub(" ", text))
     tup = tuple(words)
     return Analysis(text, tup, frozenset(tup), elongated)
+
+
+def _has_letter_triple(text: str) -> bool:
+    # "(.)\1\1" is cheap, but most of its hits are "..." or "!!!", for which the (costly)
+    # collapse would change nothing: check the repeated character. Superset of `_REPEAT3`.
+    return any(m.group(1).isalnum() for m in _TRIPLE_HINT.finditer(text))
 
 
 def _collapse_triples(text: str, elongated: frozenset[str]) -> tuple[str, frozenset[str]]:
