@@ -306,6 +306,22 @@ _WILDCARD_LETTERS = re.compile(r"[^\W\d_]")
 _MASKED = re.compile(r"(?<![\w*])[^\W\d_]*\*++[^\W\d_*]+(?:\*++[^\W\d_*]*)*|(?<![\w*])[^\W\d_]+\*++(?![^\W_*])")
 
 
+def _in_text_order(words: AbstractSet[str], toks: Sequence[str]) -> Iterable[str]:
+    """`words` in order of first occurrence in `toks` (words not in it last, alphabetically).
+
+    Several words can match one term ("fucking" and "motherfuck" both match "*fuck"); the first
+    in the text is the one reported, so results do not depend on set iteration order, which
+    changes from process to process (string hashes are randomised).
+    """
+    if len(words) < 2:
+        return words
+    position: dict[str, int] = {}
+    for i, word in enumerate(toks):
+        position.setdefault(word, i)
+    end = len(toks)
+    return sorted(words, key=lambda w: (position.get(w, end), w))
+
+
 class TermMatcher:
     """Finds lexicon terms in normalised text.
 
@@ -402,17 +418,20 @@ class TermMatcher:
             if unknown:
                 self._check_affixes(unknown)
             if self._affix_words:
-                for word in tokset & self._affix_words.keys():
+                for word in _in_text_order(tokset & self._affix_words.keys(), toks):
                     for term in self._affix_words[word]:
                         found.setdefault(term, word)
         if collapse:
             # Collapsed-repeat variants ("shiit" -> "shit", "fuucking" -> "fucking*").
+            variants: dict[str, str] = {}
             for word in tokset if collapse is True else collapse:
                 if len(word) < 3 or word in self._single:
                     continue
                 key = _REPEAT2.sub(r"\1", word)
-                if key == word:
-                    continue
+                if key != word:
+                    variants[word] = key
+            for word in _in_text_order(variants.keys(), toks):
+                key = variants[word]
                 term = self._collapsed.get(key)
                 if term is not None:
                     found.setdefault(term, word)
