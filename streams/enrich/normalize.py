@@ -315,11 +315,11 @@ def _in_text_order(words: AbstractSet[str], toks: Sequence[str]) -> Iterable[str
     """
     if len(words) < 2:
         return words
-    position: dict[str, int] = {}
-    for i, word in enumerate(toks):
-        position.setdefault(word, i)
-    end = len(toks)
-    return sorted(words, key=lambda w: (position.get(w, end), w))
+    try:
+        return sorted(words, key=toks.index)  # a few words, each found by a scan in C
+    except ValueError:  # a word not among `toks` (an elongated form changed by joining)
+        end = len(toks)
+        return sorted(words, key=lambda w: (toks.index(w) if w in toks else end, w))
 
 
 class TermMatcher:
