@@ -326,6 +326,8 @@ class WordFeaturizer:
         for r, word in enumerate(words, start):
             own, _, other = self._entry(word)
             self._rows[word] = r
+            self._own[r] = -1  # rows are reused after the cache is reset
+            self._other[r] = -1
             if word != "rt":  # the retweet marker is not a word of the comment (training drops it)
                 self._own[r, : len(own)] = own
             if len(other) > self._other.shape[1]:
