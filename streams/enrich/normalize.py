@@ -79,8 +79,10 @@ _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "
 # Cheap test first (bytes.translate in C): does the text contain a substitutable character at all?
 _NOT_LEET_BYTES = bytes(b for b in range(256) if chr(b) not in "013457@$!")
 # Then: one touching a Latin letter ("!" only between letters, "$" also at a word's edge).
-# (Lookbehind first and a possessive run: linear even on "!!!!..." x 100k.)
-_LEET_HINT = re.compile(r"(?<=[a-z])[013457@$!]++(?=[a-z])|\$[a-z]|(?<=[a-z])\$")
+# Every alternative starts with a substitutable character, so the engine skips to those
+# (3x cheaper than starting with a lookbehind); the letter before is checked by a lookbehind
+# over the character and its predecessor. Possessive run: linear even on "!!!!..." x 100k.
+_LEET_HINT = re.compile(r"[013457@$!](?<=[a-z].)[013457@$!]*+(?=[a-z])|\$(?<=[a-z].)|\$[a-z]")
 # Candidate words for leetspeak: runs of word characters and @ $ ! containing at least one of the
 # substitutable characters. The callback decides.
 _LEET_CANDIDATE = re.compile(r"(?<![\w@$!])[\w@$!]*?[013457@$!][\w@$!]*")
@@ -204,7 +206,7 @@ def _analyze(text: str) -> Analysis:
     ):
         text = " ".join(text.split())
     elongated: frozenset[str] = frozenset()
-    if _TRIPLE_HINT.search(text) is not None:
+    if _has_letter_triple(text):
         text, elongated = _collapse_triples(text, elongated)
     # Emoji and other non-letters do not need the (slower) Unicode word pattern.
     words = _split_words(text if info & _WORD_CHAR or text.isascii() else _NON_ASCII.sub(" ", text))
@@ -213,11 +215,17 @@ def _analyze(text: str) -> Analysis:
         if joined != text:
             text = joined
             # Joining can create a new elongated run ("s h i i i t").
-            if _TRIPLE_HINT.search(text) is not None:
+            if _has_letter_triple(text):
                 text, elongated = _collapse_triples(text, elongated)
             words = _split_words(text if info & _WORD_CHAR or text.isascii() else _NON_ASCII.sub(" ", text))
     tup = tuple(words)
     return Analysis(text, tup, frozenset(tup), elongated)
+
+
+def _has_letter_triple(text: str) -> bool:
+    # "(.)\1\1" is cheap, but most of its hits are "..." or "!!!", for which the (costly)
+    # collapse would change nothing: check the repeated character. Superset of `_REPEAT3`.
+    return any(m.group(1).isalnum() for m in _TRIPLE_HINT.finditer(text))
 
 
 def _collapse_triples(text: str, elongated: frozenset[str]) -> tuple[str, frozenset[str]]:
@@ -296,6 +304,22 @@ class TermHit(NamedTuple):
 _WILDCARD_LETTERS = re.compile(r"[^\W\d_]")
 # Possessive star runs: no backtracking on "****..." (which would be quadratic).
 _MASKED = re.compile(r"(?<![\w*])[^\W\d_]*\*++[^\W\d_*]+(?:\*++[^\W\d_*]*)*|(?<![\w*])[^\W\d_]+\*++(?![^\W_*])")
+
+
+def _in_text_order(words: AbstractSet[str], toks: Sequence[str]) -> Iterable[str]:
+    """`words` in order of first occurrence in `toks` (words not in it last, alphabetically).
+
+    Several words can match one term ("fucking" and "motherfuck" both match "*fuck"); the first
+    in the text is the one reported, so results do not depend on set iteration order, which
+    changes from process to process (string hashes are randomised).
+    """
+    if len(words) < 2:
+        return words
+    try:
+        return sorted(words, key=toks.index)  # a few words, each found by a scan in C
+    except ValueError:  # a word not among `toks` (an elongated form changed by joining)
+        end = len(toks)
+        return sorted(words, key=lambda w: (toks.index(w) if w in toks else end, w))
 
 
 class TermMatcher:
@@ -394,17 +418,20 @@ class TermMatcher:
             if unknown:
                 self._check_affixes(unknown)
             if self._affix_words:
-                for word in tokset & self._affix_words.keys():
+                for word in _in_text_order(tokset & self._affix_words.keys(), toks):
                     for term in self._affix_words[word]:
                         found.setdefault(term, word)
         if collapse:
             # Collapsed-repeat variants ("shiit" -> "shit", "fuucking" -> "fucking*").
+            variants: dict[str, str] = {}
             for word in tokset if collapse is True else collapse:
                 if len(word) < 3 or word in self._single:
                     continue
                 key = _REPEAT2.sub(r"\1", word)
-                if key == word:
-                    continue
+                if key != word:
+                    variants[word] = key
+            for word in _in_text_order(variants.keys(), toks):
+                key = variants[word]
                 term = self._collapsed.get(key)
                 if term is not None:
                     found.setdefault(term, word)

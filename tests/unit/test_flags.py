@@ -309,6 +309,51 @@ def test_one_pass_featurizer_feeds_both_models(scorer: FlagScorer) -> None:
     )
 
 
+def test_batch_featurizer_equals_one_text_at_a_time(scorer: FlagScorer) -> None:
+    path = scorer.config.models["davidson"].file
+    assert path is not None
+    prof = ProfanityCheckModel()
+    assert prof.vocabulary is not None
+    model = SparseLinearModel.load(path)
+    featurizer = WordFeaturizer(model, prof.vocabulary)
+    texts = [
+        "RT @someone: you stupid b1tch lmao http://t.co/xyz",
+        "you are a piece of shit, a piece of shit I say",
+        "",
+        "don't be such a jerk, it's fine rt rt",
+        "The Jews have other things in view",
+        "zzqx unseen wordsz never seen before qqzx",
+        "have a lovely day",
+    ]
+    analyses = [analyze(t) for t in texts]
+    featurizer.CACHE_SIZE = len(featurizer._rows) + 5  # force resets: rows get reused
+    for batch in (analyses[::-1], analyses, analyses[::-1], analyses):
+        (doc, feat), (sdoc, sfeat, scount) = featurizer.batch([a.normalized for a in batch], [a.words for a in batch])
+        for i, an in enumerate(batch):
+            own, other = featurizer.ids_pair(an.normalized, an.words)
+            assert sorted(feat[doc == i].tolist()) == sorted(own)
+            counted = dict(zip(sfeat[sdoc == i].tolist(), scount[sdoc == i].tolist(), strict=True))
+            assert counted == {w: other.count(w) for w in set(other)}
+    # A row freed by a reset is taken by a word with fewer ids: none of the old ones may remain.
+    fresh = [w for w in model.vocabulary if w.isalpha() and w not in featurizer._rows]
+    long_word = next(w for w in fresh if len(featurizer._entry(w)[0]) == 4)
+    short_word = next(w for w in fresh if len(featurizer._entry(w)[0]) == 1)
+    for word in (long_word, short_word):
+        featurizer.CACHE_SIZE = len(featurizer._rows) - 1  # reset before this batch
+        (doc, feat), _ = featurizer.batch([word], [(word,)])
+        assert sorted(feat.tolist()) == sorted(featurizer.ids(word, (word,)))
+    pairs = [featurizer.ids_pair(a.normalized, a.words) for a in analyses]
+    (doc, feat), (sdoc, sfeat, scount) = featurizer.batch([a.normalized for a in analyses], [a.words for a in analyses])
+    np.testing.assert_allclose(
+        model.decision_function_pairs(doc, feat, len(texts)),
+        model.decision_function_ids([own for own, _ in pairs]),
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        prof.predict_pairs(sdoc, sfeat, len(texts), scount), prof.predict_ids([o for _, o in pairs]), atol=1e-12
+    )
+
+
 def test_profanity_check_fast_path_equals_the_package() -> None:
     from profanity_check import profanity_check as pc
 

@@ -139,3 +139,12 @@ def test_normalize_never_fails_and_words_come_from_the_text(text: str) -> None:
     assert an.wordset == frozenset(an.words)
     for word in an.words:
         assert word in an.normalized
+
+
+def test_term_reported_with_the_first_matching_word_in_the_text() -> None:
+    # Several words match "fuck*": the first in the text is reported, whatever the set order.
+    matcher = TermMatcher(["fuck*", "shit"])
+    assert [h.matched for h in matcher.find(normalize("fucker and fucking"))] == ["fucker"]
+    assert [h.matched for h in matcher.find(normalize("fucking and fucker"))] == ["fucking"]
+    assert [h.matched for h in matcher.find(normalize("shiit and shitt"))] == ["shiit"]
+    assert [h.matched for h in matcher.find(normalize("shitt and shiit"))] == ["shitt"]
