@@ -81,7 +81,9 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                 enrich_placements(placements, features, duplicates, scorer=scorer), sources, strict=True
             ):
                 sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
-                fan_out.add(row, source)
+                e = row.event
+                routes = fan_out.add(row, source, tree.window_routes(e.thread_id, e.comment_id))
+                tree.set_window_routes(e.thread_id, e.comment_id, routes)
             fan_out.add_progress(progress)
             sent.extend(await fan_out.send())
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted

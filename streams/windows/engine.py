@@ -84,6 +84,12 @@ input topic is partitioned by thread. :func:`route` lists the ``(kind, key)`` pa
 delivered to; re-key onto a topic keyed ``route_key(kind, key)`` and call :meth:`process` once per
 delivery, with the partition the delivery was read from.
 
+Edits and deletions: a window counts each comment as its latest version. An edit can change the
+routes (flags, so categories; text, so the spam fingerprint): the caller delivers the new version
+to its routes and ``remove=True`` to the routes only the previous version had. A deleted comment is
+removed from all of them. A removal from an emitted window is a correction like any other (a
+window left without comments is re-emitted with zero counts); one beyond the horizon is a LateEvent.
+
 Store layout (all values JSON plain data, every key includes the partition, whole values are
 written back after every change)::
 
@@ -209,6 +215,8 @@ class WindowInput(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     toxicity: float = 0.0
     depth: int = 0
     fingerprint: str = ""
+    #: The comment was deleted: it leaves every window (see "Edits and deletions").
+    deleted: bool = False
 
 
 class WindowRow(msgspec.Struct, kw_only=True, gc=False):
@@ -533,14 +541,23 @@ class WindowEngine:
     # -------------------------------------------------------------------------------- public API
 
     def process(
-        self, partition: int, kind: str, key: str, item: WindowInput, now_ms: int, source: str | None = None
+        self,
+        partition: int,
+        kind: str,
+        key: str,
+        item: WindowInput,
+        now_ms: int,
+        source: str | None = None,
+        *,
+        remove: bool = False,
     ) -> EngineOutput:
         """Apply one delivery ``(kind, key, item)`` read from ``partition`` at wall time ``now_ms``.
 
-        ``source`` names the upstream partition the item came from (see :meth:`progress`)."""
+        ``source`` names the upstream partition the item came from (see :meth:`progress`);
+        ``remove`` takes the comment out of the window (deleted, or no longer on this route)."""
         if kind not in KINDS:
             raise ValueError(f"unknown window kind {kind!r}; expected one of {', '.join(KINDS)}")
-        if not _route_ok(kind, key, item):
+        if not remove and not _route_ok(kind, key, item):
             raise ValueError(f"item {item.comment_id!r} is not routed to ({kind!r}, {key!r}); see route()")
         store = self._store
         out = EngineOutput()
@@ -556,9 +573,12 @@ class WindowEngine:
         entry = [item.author, flags, item.toxicity, item.depth, t, item.thread_id]
         bkey = f"b:{partition}:{kind}:{minute}:{key}"
         members: dict[str, list[Any]] | None = store.get(bkey)
-        if members is not None and members.get(item.comment_id) == entry:
+        too_late = meta["wm"] >= minute + _H + self._retention
+        if remove and not too_late and (members is None or item.comment_id not in members):
+            pass  # not in this window (never was, or already removed)
+        elif not remove and members is not None and members.get(item.comment_id) == entry:
             pass  # redelivery of an applied item: nothing to do
-        elif meta["wm"] >= minute + _H + self._retention:
+        elif too_late:
             out.late.append(
                 LateEvent(
                     comment_id=item.comment_id,
@@ -578,7 +598,10 @@ class WindowEngine:
                 self._register(partition, kind, minute, key)
             elif minute < closed:
                 before = dict(members)
-            members[item.comment_id] = entry
+            if remove:
+                del members[item.comment_id]
+            else:
+                members[item.comment_id] = entry
             if minute < closed:
                 # derived state (version records, episodes) is written before the bucket: if a crash
                 # persists only a prefix of these writes, a version number is never reused.
@@ -825,8 +848,11 @@ class WindowEngine:
                 if start + n * _H > closed:
                     break
                 last = start + (n - 1) * _H
-                values = self._window_values(n, start, after.pairs(start - _H, last))
+                pairs = after.pairs(start - _H, last)
+                values = self._window_values(n, start, pairs)
                 old_values = self._window_values(n, start, previous.pairs(start - _H, last))
+                if values is None and old_values is not None:
+                    values = self._empty_window_values(n, start, pairs)  # its last comment was removed
                 if values is None or values == old_values:
                     continue
                 version = 1  # a window that had no comments when the watermark passed it
@@ -1000,6 +1026,16 @@ class WindowEngine:
             velocity,
             velocity - previous / window_minutes,
         ]
+
+    @staticmethod
+    def _empty_window_values(n: int, start: int, pairs: list[tuple[int, Bucket]]) -> list[Any]:
+        """The values of a window whose comments were all removed (acceleration still counts the previous one)."""
+        previous_ids: set[str] = set()
+        for minute, bucket in pairs:
+            if minute < start + (n - 1) * _H:
+                previous_ids.update(bucket)
+        window_minutes = n * _H / MINUTE_MS
+        return [0, 0, 0, {}, 0.0, 0, 0.0, -len(previous_ids) / window_minutes]
 
     # ---------------------------------------------------------------------------- detectors
 
