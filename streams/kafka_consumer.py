@@ -17,10 +17,14 @@ Seen before this module: 1 of 6 kill-and-restart runs lost 32 of 3,000 comments 
 ClickHouse), all inside a "gap" Faust recorded right after the restart; with it, 8 of 8 lost none.
 
 Fixes, each the smallest change to the one method at fault:
-- every seek and every assignment is logged per partition (in the consumer thread, in the same
-  step as the seek itself); records fetched before their partition's last seek are discarded
-  (the seek moved the fetch position back, so they are fetched again), and the read position is
-  reset to just before the seek target;
+- every seek is logged per partition (in the consumer thread, in the same step as the seek
+  itself); records fetched before their partition's last seek are discarded (the seek moved the
+  fetch position back, so they are fetched again), and the read position is reset to just before
+  the seek target. Faust seeks every partition to its committed offset after each rebalance;
+  one with nothing committed is sent back to the log start (records fetched from it before the
+  rebalance would otherwise be dropped and never fetched again). A rebalance is not a mark by
+  itself: aiokafka fetches from the new assignment before it tells listeners, so a mark there
+  would discard records that are not fetched again;
 - acknowledgements of messages from a previous generation or while flow is stopped are ignored
   (the message is read again after the seek; replays are harmless, the tables are idempotent);
 - a commit waits for the head offset; a gap covers only the offsets that do not exist.
@@ -47,7 +51,7 @@ SCHEME = "streams+kafka"
 
 class _Seek(NamedTuple):
     seq: int
-    #: Where reading resumes, or None when unknown (an assignment resets to the committed offset).
+    #: Where reading resumes, or None for the log start.
     target: int | None
 
 
@@ -127,6 +131,12 @@ class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             if offset and offset > 0:
                 self.consumer.seeks.mark(tp, offset)
                 consumer._fetcher.seek_to(tp, offset)
+            elif self.app.topics.acks_enabled_for(tp.topic):
+                # An agent's input with nothing committed yet: reading starts over from the log
+                # start (auto_offset_reset), where the records fetched so far came from. Changelogs
+                # (no acks, no commits) stay where table recovery left them.
+                self.consumer.seeks.mark(tp, None)
+                await consumer.seek_to_beginning(tp)
         return committed
 
     async def _seek_wait(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
@@ -137,12 +147,6 @@ class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def seek(self, partition: TP, offset: int) -> None:
         self.consumer.seeks.mark(partition, offset)
         super().seek(partition, offset)
-
-    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        # aiokafka has just reset every assigned partition to its committed offset.
-        for tp in assigned:
-            self.consumer.seeks.mark(tp, None)
-        await super().on_partitions_assigned(assigned, generation_id)
 
 
 class SafeConsumer(faust_aiokafka.Consumer):
