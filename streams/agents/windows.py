@@ -59,6 +59,8 @@ class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
     remove: bool = False
     source: str = ""
     progress_ms: int = 0
+    #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
+    caught_up: bool = False
     tick_ms: int = 0
 
 
@@ -125,7 +127,7 @@ class FanOut:
             )
         return routes
 
-    def add_progress(self, progress: dict[str, int]) -> None:
+    def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
         """Tell every windows partition how far (in event time) each upstream source has sent.
 
         Upstream partitions are consumed at different speeds; a windows partition fed by several
@@ -133,8 +135,9 @@ class FanOut:
         Added last, so each partition reads them after the batch's deliveries.
         """
         for source, event_ms in progress.items():
+            report = WindowDelivery(source=source, progress_ms=event_ms, caught_up=source in caught_up)
             for partition in range(settings.partitions):
-                self.by_partition[partition].append(WindowDelivery(source=source, progress_ms=event_ms))
+                self.by_partition[partition].append(report)
 
     async def send(self) -> list[Awaitable[Any]]:
         """Send the deliveries (in order within each partition); return the delivery futures."""
@@ -175,7 +178,11 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
                             )
                         )
                     elif delivery.source:
-                        output.extend(engine.progress(partition, delivery.source, delivery.progress_ms, now_ms))
+                        output.extend(
+                            engine.progress(
+                                partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up
+                            )
+                        )
                     else:
                         output.extend(engine.tick(partition, now_ms))
             # Rows acknowledged by the broker before the state that produced them is persisted.

@@ -616,14 +616,18 @@ class WindowEngine:
         store[mkey] = meta
         return out
 
-    def progress(self, partition: int, source: str, event_ms: int, now_ms: int) -> EngineOutput:
-        """An upstream partition (``source``) has sent everything up to event time ``event_ms``.
+    def progress(
+        self, partition: int, source: str, event_ms: int, now_ms: int, *, caught_up: bool = False
+    ) -> EngineOutput:
+        """An upstream partition (``source``) has sent everything up to event time ``event_ms``;
+        ``caught_up``: it has nothing more to send for now (its consumer reached the end).
 
         When items reach this partition from several upstream partitions that are consumed at
         different speeds (a replayed archive, a rebalance), the newest event seen here says little:
-        the watermark is then the minimum over the sources heard from in the last
-        ``source_idle_ms`` (a source quiet for longer is taken to have nothing more to send), minus
-        the allowed lateness. Without sources it is the newest event here, as before.
+        the watermark is then the minimum over the sources that are behind -- heard from in the
+        last ``source_idle_ms`` and not caught up -- minus the allowed lateness. While such a source
+        is behind the newest event here, the partition is not idle either: its items are on their way.
+        Without sources it is the newest event here, as before.
         """
         out = EngineOutput()
         mkey = f"p:{partition}"
@@ -631,25 +635,32 @@ class WindowEngine:
         if meta is None:
             meta = {"max": event_ms, "wm": event_ms - self._lateness, "closed": _floor(event_ms - self._lateness)}
             meta["arr"] = now_ms
-        self._note_source(meta, source, event_ms, now_ms)
+        self._note_source(meta, source, event_ms, now_ms, caught_up)
         self._raise_watermark(partition, meta, now_ms, out)
         self._store[mkey] = meta
         return out
 
     @staticmethod
-    def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int) -> None:
+    def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int, caught_up: bool = False) -> None:
         sources = dict(meta.get("src") or {})
         seen = sources.get(source)
-        sources[source] = [max(event_ms, seen[0]) if seen else event_ms, now_ms]
+        sources[source] = [max(event_ms, seen[0]) if seen else event_ms, now_ms, int(caught_up)]
         meta["src"] = sources
+
+    def _behind(self, meta: dict[str, Any], now_ms: int) -> list[int]:
+        """Event times of the upstream sources still sending (heard from lately, not caught up)."""
+        sources: dict[str, list[int]] = meta.get("src") or {}
+        return [
+            source[0]
+            for source in sources.values()
+            if now_ms - source[1] < self.config.source_idle_ms and not (len(source) > 2 and source[2])
+        ]
 
     def _raise_watermark(self, partition: int, meta: dict[str, Any], now_ms: int, out: EngineOutput) -> None:
         base = meta["max"]
-        sources: dict[str, list[int]] = meta.get("src") or {}
-        if sources:
-            live = [t for t, heard in sources.values() if now_ms - heard < self.config.source_idle_ms]
-            if live:
-                base = min(base, *live)
+        behind = self._behind(meta, now_ms)
+        if behind:
+            base = min(base, *behind)
         if base - self._lateness > meta["wm"]:
             meta["wm"] = base - self._lateness
             if _floor(meta["wm"]) > meta["closed"]:
@@ -666,6 +677,8 @@ class WindowEngine:
         quiet = now_ms - max(meta["arr"], session)
         if quiet < self.config.idle_timeout_ms:
             return out
+        if any(t < meta["max"] for t in self._behind(meta, now_ms)):
+            return out  # a slower upstream source is still sending: quiet here is not the end of its data
         # Idle: take everything seen so far as complete (every window holding the newest event closes),
         # then keep moving with wall time. A straggler later becomes a correction, not a loss.
         candidate = meta["max"] + IDLE_FLUSH_MS + quiet - self.config.idle_timeout_ms

@@ -937,6 +937,30 @@ def test_a_lagging_upstream_source_holds_the_watermark_back() -> None:
     assert (first.comments, first.version) == (2, 1)
 
 
+def test_a_partition_waiting_for_a_lagging_source_is_not_idle() -> None:
+    """The fast source fed this partition and went quiet, the slow one is still sending (its
+    reports keep coming): the idle timeout must not take what arrived so far as complete."""
+    config = WindowConfig(idle_timeout_ms=3_000)
+    engine = WindowEngine(config, {})
+    now = NOW
+    engine.tick(0, now)  # this engine instance sees the partition from now on
+    engine.progress(0, "valid:1", T0, now)
+    for i in range(30):
+        engine.process(0, "thread_1m", "t1", item(f"f{i}", T0 + i * MIN), now, source="valid:0")
+    engine.progress(0, "valid:0", T0 + 29 * MIN, now, caught_up=True)
+    now += 10_000
+    engine.progress(0, "valid:1", T0 + 10_000, now)  # still far behind, still sending
+    now += 10_000
+    assert not engine.tick(0, now).windows
+    assert engine.watermark(0) == T0 + 10_000 - LATENESS  # held by the slow source
+    out = engine.process(0, "thread_1m", "t1", item("s1", T0 + 20_000), now, source="valid:1")
+    assert not out.late
+    # Caught up too: nothing holds the windows any more.
+    out = engine.progress(0, "valid:1", T0 + 20_000, now, caught_up=True)
+    first = next(r for r in out.windows if dt_to_ms(r.window_start) == T0)
+    assert (first.comments, first.version) == (2, 1)
+
+
 def test_a_source_silent_past_source_idle_no_longer_holds_windows() -> None:
     engine = WindowEngine(WindowConfig(source_idle_ms=60_000), {})
     engine.progress(0, "valid:1", T0, NOW)
