@@ -42,6 +42,16 @@ def _scorer() -> FlagScorer:
     return FlagScorer(load_moderation_config(path))
 
 
+def caught_up(last_read: dict[str, faust.types.Message]) -> set[str]:
+    """The input partitions read to their end (as far as the consumer knows): nothing more to send."""
+    done = set()
+    for source, message in last_read.items():
+        highwater = app.consumer.highwater(message.tp)
+        if highwater is not None and message.offset + 1 >= highwater:
+            done.add(source)
+    return done
+
+
 @app.agent(valid_topic, name="enrich")
 async def enrich(stream: faust.StreamT[bytes]) -> None:
     tree_store = StagedTable(thread_state)
@@ -51,6 +61,8 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
     scorer.score_many([ScoreInput(body="warm up", author="warm up")])  # load models before traffic
     # Newest event time sent per input partition, reported to the windows after each batch.
     progress: dict[str, int] = {}
+    # The last message read from each input partition, to tell the windows which ones are caught up.
+    last_read: dict[str, faust.types.Message] = {}
     async for events in concrete(stream).take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
         metrics.EVENTS_IN.labels("enrich").inc(len(events))
         metrics.BATCH_SIZE.labels("enrich").observe(len(events))
@@ -69,6 +81,7 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                 source = f"valid:{event.message.partition}"
                 posted_ms = int(comment.posted_at.timestamp() * 1000)
                 progress[source] = max(posted_ms, progress.get(source, posted_ms))
+                last_read[source] = event.message
                 for placement in tree.place(comment, now_ms=now_ms):
                     feats = text_features(placement.event.body)
                     sources.append(source)
@@ -81,8 +94,10 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                 enrich_placements(placements, features, duplicates, scorer=scorer), sources, strict=True
             ):
                 sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
-                fan_out.add(row, source)
-            fan_out.add_progress(progress)
+                e = row.event
+                routes = fan_out.add(row, source, tree.window_routes(e.thread_id, e.comment_id))
+                tree.set_window_routes(e.thread_id, e.comment_id, routes)
+            fan_out.add_progress(progress, caught_up(last_read))
             sent.extend(await fan_out.send())
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
             tree_store.flush(concrete(stream))

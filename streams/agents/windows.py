@@ -55,8 +55,12 @@ class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = ""
     key: str = ""
     item: WindowInput | None = None
+    #: Take the item out of this window (deleted, or an edit moved it off this route).
+    remove: bool = False
     source: str = ""
     progress_ms: int = 0
+    #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
+    caught_up: bool = False
     tick_ms: int = 0
 
 
@@ -77,6 +81,7 @@ def window_input(comment: EnrichedComment) -> WindowInput:
         toxicity=comment.flags.scores.get("toxicity", 0.0),
         depth=comment.depth,
         fingerprint=comment.fingerprint,
+        deleted=e.event_type == "comment.deleted",
     )
 
 
@@ -104,15 +109,25 @@ class FanOut:
     def __init__(self) -> None:
         self.by_partition: dict[int, list[WindowDelivery]] = defaultdict(list)
 
-    def add(self, comment: EnrichedComment, source: str) -> None:
-        """Deliver one comment to every (kind, key) window it belongs to."""
+    def add(self, comment: EnrichedComment, source: str, previous_routes: list[list[str]]) -> list[list[str]]:
+        """Deliver one comment to every (kind, key) window it belongs to, and take it out of the
+        windows its previous version was in but this one is not; return the routes it is in now."""
         item = window_input(comment)
-        for kind, key in route(item):
+        routes = [] if item.deleted else [[kind, key] for kind, key in route(item)]
+        leaving = [r for r in previous_routes if r not in routes]
+        if item.deleted:
+            leaving += [[kind, key] for kind, key in route(item) if [kind, key] not in leaving]
+        for kind, key in routes:
             self.by_partition[windows_partition(kind, key)].append(
                 WindowDelivery(kind=kind, key=key, item=item, source=source)
             )
+        for kind, key in leaving:
+            self.by_partition[windows_partition(kind, key)].append(
+                WindowDelivery(kind=kind, key=key, item=item, source=source, remove=True)
+            )
+        return routes
 
-    def add_progress(self, progress: dict[str, int]) -> None:
+    def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
         """Tell every windows partition how far (in event time) each upstream source has sent.
 
         Upstream partitions are consumed at different speeds; a windows partition fed by several
@@ -120,8 +135,9 @@ class FanOut:
         Added last, so each partition reads them after the batch's deliveries.
         """
         for source, event_ms in progress.items():
+            report = WindowDelivery(source=source, progress_ms=event_ms, caught_up=source in caught_up)
             for partition in range(settings.partitions):
-                self.by_partition[partition].append(WindowDelivery(source=source, progress_ms=event_ms))
+                self.by_partition[partition].append(report)
 
     async def send(self) -> list[Awaitable[Any]]:
         """Send the deliveries (in order within each partition); return the delivery futures."""
@@ -152,11 +168,21 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
                         metrics.EVENTS_IN.labels("windows").inc()
                         output.extend(
                             engine.process(
-                                partition, delivery.kind, delivery.key, delivery.item, now_ms, delivery.source or None
+                                partition,
+                                delivery.kind,
+                                delivery.key,
+                                delivery.item,
+                                now_ms,
+                                delivery.source or None,
+                                remove=delivery.remove,
                             )
                         )
                     elif delivery.source:
-                        output.extend(engine.progress(partition, delivery.source, delivery.progress_ms, now_ms))
+                        output.extend(
+                            engine.progress(
+                                partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up
+                            )
+                        )
                     else:
                         output.extend(engine.tick(partition, now_ms))
             # Rows acknowledged by the broker before the state that produced them is persisted.

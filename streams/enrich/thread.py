@@ -16,7 +16,7 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
   never overwrites a newer one.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
-  n|thread|comment   -> node dict (see `_node`)
+  n|thread|comment   -> node dict (see `_node`; "w": the window routes of the last version sent)
   a|thread|author    -> [[posted_ms, seq, comment_id], ...] sorted: comments by that author
   k|thread|comment   -> [child comment ids] (children resolved to this comment)
   wi|thread|parent   -> {child_id: expires_ms} replies waiting for a parent id not seen yet
@@ -107,6 +107,18 @@ class ThreadTree:
                 seen.add(cid)
                 out.append(self._placement(self.store[_key("n", thread, cid)]))
         return out
+
+    def window_routes(self, thread_id: str, comment_id: str) -> list[list[str]]:
+        """The window routes ([kind, key]) the comment's last delivered version went to."""
+        node = self.store.get(_key("n", thread_id, comment_id))
+        return list(node.get("w") or []) if node else []
+
+    def set_window_routes(self, thread_id: str, comment_id: str, routes: list[list[str]]) -> None:
+        """Remember where this version went, so that the next version can leave the routes it no longer has."""
+        key = _key("n", thread_id, comment_id)
+        node = self.store.get(key)
+        if node is not None and node.get("w") != routes:
+            self.store[key] = {**node, "w": routes}
 
     # -- resolution ----------------------------------------------------------------------------
 

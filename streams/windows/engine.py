@@ -84,6 +84,12 @@ input topic is partitioned by thread. :func:`route` lists the ``(kind, key)`` pa
 delivered to; re-key onto a topic keyed ``route_key(kind, key)`` and call :meth:`process` once per
 delivery, with the partition the delivery was read from.
 
+Edits and deletions: a window counts each comment as its latest version. An edit can change the
+routes (flags, so categories; text, so the spam fingerprint): the caller delivers the new version
+to its routes and ``remove=True`` to the routes only the previous version had. A deleted comment is
+removed from all of them. A removal from an emitted window is a correction like any other (a
+window left without comments is re-emitted with zero counts); one beyond the horizon is a LateEvent.
+
 Store layout (all values JSON plain data, every key includes the partition, whole values are
 written back after every change)::
 
@@ -209,6 +215,8 @@ class WindowInput(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     toxicity: float = 0.0
     depth: int = 0
     fingerprint: str = ""
+    #: The comment was deleted: it leaves every window (see "Edits and deletions").
+    deleted: bool = False
 
 
 class WindowRow(msgspec.Struct, kw_only=True, gc=False):
@@ -533,14 +541,23 @@ class WindowEngine:
     # -------------------------------------------------------------------------------- public API
 
     def process(
-        self, partition: int, kind: str, key: str, item: WindowInput, now_ms: int, source: str | None = None
+        self,
+        partition: int,
+        kind: str,
+        key: str,
+        item: WindowInput,
+        now_ms: int,
+        source: str | None = None,
+        *,
+        remove: bool = False,
     ) -> EngineOutput:
         """Apply one delivery ``(kind, key, item)`` read from ``partition`` at wall time ``now_ms``.
 
-        ``source`` names the upstream partition the item came from (see :meth:`progress`)."""
+        ``source`` names the upstream partition the item came from (see :meth:`progress`);
+        ``remove`` takes the comment out of the window (deleted, or no longer on this route)."""
         if kind not in KINDS:
             raise ValueError(f"unknown window kind {kind!r}; expected one of {', '.join(KINDS)}")
-        if not _route_ok(kind, key, item):
+        if not remove and not _route_ok(kind, key, item):
             raise ValueError(f"item {item.comment_id!r} is not routed to ({kind!r}, {key!r}); see route()")
         store = self._store
         out = EngineOutput()
@@ -556,9 +573,12 @@ class WindowEngine:
         entry = [item.author, flags, item.toxicity, item.depth, t, item.thread_id]
         bkey = f"b:{partition}:{kind}:{minute}:{key}"
         members: dict[str, list[Any]] | None = store.get(bkey)
-        if members is not None and members.get(item.comment_id) == entry:
+        too_late = meta["wm"] >= minute + _H + self._retention
+        if remove and not too_late and (members is None or item.comment_id not in members):
+            pass  # not in this window (never was, or already removed)
+        elif not remove and members is not None and members.get(item.comment_id) == entry:
             pass  # redelivery of an applied item: nothing to do
-        elif meta["wm"] >= minute + _H + self._retention:
+        elif too_late:
             out.late.append(
                 LateEvent(
                     comment_id=item.comment_id,
@@ -578,7 +598,10 @@ class WindowEngine:
                 self._register(partition, kind, minute, key)
             elif minute < closed:
                 before = dict(members)
-            members[item.comment_id] = entry
+            if remove:
+                del members[item.comment_id]
+            else:
+                members[item.comment_id] = entry
             if minute < closed:
                 # derived state (version records, episodes) is written before the bucket: if a crash
                 # persists only a prefix of these writes, a version number is never reused.
@@ -593,14 +616,18 @@ class WindowEngine:
         store[mkey] = meta
         return out
 
-    def progress(self, partition: int, source: str, event_ms: int, now_ms: int) -> EngineOutput:
-        """An upstream partition (``source``) has sent everything up to event time ``event_ms``.
+    def progress(
+        self, partition: int, source: str, event_ms: int, now_ms: int, *, caught_up: bool = False
+    ) -> EngineOutput:
+        """An upstream partition (``source``) has sent everything up to event time ``event_ms``;
+        ``caught_up``: it has nothing more to send for now (its consumer reached the end).
 
         When items reach this partition from several upstream partitions that are consumed at
         different speeds (a replayed archive, a rebalance), the newest event seen here says little:
-        the watermark is then the minimum over the sources heard from in the last
-        ``source_idle_ms`` (a source quiet for longer is taken to have nothing more to send), minus
-        the allowed lateness. Without sources it is the newest event here, as before.
+        the watermark is then the minimum over the sources that are behind -- heard from in the
+        last ``source_idle_ms`` and not caught up -- minus the allowed lateness. While such a source
+        is behind the newest event here, the partition is not idle either: its items are on their way.
+        Without sources it is the newest event here, as before.
         """
         out = EngineOutput()
         mkey = f"p:{partition}"
@@ -608,25 +635,32 @@ class WindowEngine:
         if meta is None:
             meta = {"max": event_ms, "wm": event_ms - self._lateness, "closed": _floor(event_ms - self._lateness)}
             meta["arr"] = now_ms
-        self._note_source(meta, source, event_ms, now_ms)
+        self._note_source(meta, source, event_ms, now_ms, caught_up)
         self._raise_watermark(partition, meta, now_ms, out)
         self._store[mkey] = meta
         return out
 
     @staticmethod
-    def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int) -> None:
+    def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int, caught_up: bool = False) -> None:
         sources = dict(meta.get("src") or {})
         seen = sources.get(source)
-        sources[source] = [max(event_ms, seen[0]) if seen else event_ms, now_ms]
+        sources[source] = [max(event_ms, seen[0]) if seen else event_ms, now_ms, int(caught_up)]
         meta["src"] = sources
+
+    def _behind(self, meta: dict[str, Any], now_ms: int) -> list[int]:
+        """Event times of the upstream sources still sending (heard from lately, not caught up)."""
+        sources: dict[str, list[int]] = meta.get("src") or {}
+        return [
+            source[0]
+            for source in sources.values()
+            if now_ms - source[1] < self.config.source_idle_ms and not (len(source) > 2 and source[2])
+        ]
 
     def _raise_watermark(self, partition: int, meta: dict[str, Any], now_ms: int, out: EngineOutput) -> None:
         base = meta["max"]
-        sources: dict[str, list[int]] = meta.get("src") or {}
-        if sources:
-            live = [t for t, heard in sources.values() if now_ms - heard < self.config.source_idle_ms]
-            if live:
-                base = min(base, *live)
+        behind = self._behind(meta, now_ms)
+        if behind:
+            base = min(base, *behind)
         if base - self._lateness > meta["wm"]:
             meta["wm"] = base - self._lateness
             if _floor(meta["wm"]) > meta["closed"]:
@@ -643,6 +677,8 @@ class WindowEngine:
         quiet = now_ms - max(meta["arr"], session)
         if quiet < self.config.idle_timeout_ms:
             return out
+        if any(t < meta["max"] for t in self._behind(meta, now_ms)):
+            return out  # a slower upstream source is still sending: quiet here is not the end of its data
         # Idle: take everything seen so far as complete (every window holding the newest event closes),
         # then keep moving with wall time. A straggler later becomes a correction, not a loss.
         candidate = meta["max"] + IDLE_FLUSH_MS + quiet - self.config.idle_timeout_ms
@@ -825,8 +861,11 @@ class WindowEngine:
                 if start + n * _H > closed:
                     break
                 last = start + (n - 1) * _H
-                values = self._window_values(n, start, after.pairs(start - _H, last))
+                pairs = after.pairs(start - _H, last)
+                values = self._window_values(n, start, pairs)
                 old_values = self._window_values(n, start, previous.pairs(start - _H, last))
+                if values is None and old_values is not None:
+                    values = self._empty_window_values(n, start, pairs)  # its last comment was removed
                 if values is None or values == old_values:
                     continue
                 version = 1  # a window that had no comments when the watermark passed it
@@ -1000,6 +1039,16 @@ class WindowEngine:
             velocity,
             velocity - previous / window_minutes,
         ]
+
+    @staticmethod
+    def _empty_window_values(n: int, start: int, pairs: list[tuple[int, Bucket]]) -> list[Any]:
+        """The values of a window whose comments were all removed (acceleration still counts the previous one)."""
+        previous_ids: set[str] = set()
+        for minute, bucket in pairs:
+            if minute < start + (n - 1) * _H:
+                previous_ids.update(bucket)
+        window_minutes = n * _H / MINUTE_MS
+        return [0, 0, 0, {}, 0.0, 0, 0.0, -len(previous_ids) / window_minutes]
 
     # ---------------------------------------------------------------------------- detectors
 

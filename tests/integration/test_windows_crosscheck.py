@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
 import pytest
@@ -44,9 +45,10 @@ EXPECTED_SQL = {
                max(depth) AS depth
         FROM comments FINAL WHERE {where} GROUP BY key, start""",
 }
+# A window whose comments were all deleted keeps a zero-count row (its latest version): not a window.
 EMITTED_SQL = """
     SELECT key, window_start AS start, comments, distinct_authors, flagged_comments, max_depth
-    FROM activity_windows FINAL WHERE kind = '{kind}' AND key IN ({keys})"""
+    FROM activity_windows FINAL WHERE kind = '{kind}' AND key IN ({keys}) AND comments > 0"""
 
 
 def windows_match(p: Pipeline, where: str, keys_sql: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -119,7 +121,19 @@ BODIES = [
 ]
 
 
-def archive_items(n: int) -> list[SourceItem]:
+class Archive(NamedTuple):
+    items: list[SourceItem]
+    comments: int  # distinct comments that remain (deleted ones excluded)
+    edited: int
+    deleted: int
+
+
+#: Every EDIT_EVERY-th comment is edited (its text and so its flags change) and every
+#: DELETE_EVERY-th deleted, a few dozen messages after it was posted (inside the retention horizon).
+EDIT_EVERY, DELETE_EVERY, CHANGE_AFTER = 97, 89, 40
+
+
+def archive_items(n: int) -> Archive:
     items = generate_archive(
         n,
         seed=7,
@@ -129,7 +143,9 @@ def archive_items(n: int) -> list[SourceItem]:
         authors=900,
         shuffle_within=timedelta(minutes=4),  # inside the default 5-minute allowed lateness
     )
-    out = []
+    out: list[SourceItem] = []
+    changes: dict[int, list[SourceItem]] = {}
+    edited = deleted = 0
     for i, it in enumerate(items):
         body = (
             f"{it.fingerprint} copy-paste wave"
@@ -147,7 +163,26 @@ def archive_items(n: int) -> list[SourceItem]:
             body=body,
         )
         out.append(SourceItem(key=event.thread_id, value=msgspec.json.encode(event)))
-    return out
+        out.extend(changes.pop(i, []))
+        if it.fingerprint.startswith("pasta"):
+            continue  # keep the crafted spam wave intact
+        change: CommentEvent | None = None
+        if i % DELETE_EVERY == DELETE_EVERY // 2:
+            change = msgspec.structs.replace(event, event_type="comment.deleted", body="")
+            deleted += 1
+        elif i % EDIT_EVERY == EDIT_EVERY // 2:
+            # A clean comment turns insulting and an insulting one clean: categories change.
+            new_body = BODIES[2] if not it.flags else BODIES[0]
+            change = msgspec.structs.replace(event, event_type="comment.edited", body=new_body)
+            edited += 1
+        if change is not None:
+            event_id, edited_at = f"{event.event_id}-{change.event_type}", event.posted_at + timedelta(minutes=2)
+            change = msgspec.structs.replace(change, event_id=event_id, edited_at=edited_at)
+            later = SourceItem(key=change.thread_id, value=msgspec.json.encode(change))
+            changes.setdefault(i + CHANGE_AFTER, []).append(later)
+    for pending in changes.values():
+        out.extend(pending)
+    return Archive(out, n - deleted, edited, deleted)
 
 
 ARCHIVE_COMMENTS = int(os.environ.get("STREAMS_TEST_ARCHIVE_COMMENTS", "5000"))
@@ -159,13 +194,20 @@ CRASH = os.environ.get("STREAMS_TEST_ARCHIVE_CRASH", "1") != "0"
 def test_archive_day_windows_equal_clickhouse(fresh_pipeline: Pipeline) -> None:
     n = ARCHIVE_COMMENTS
     p = fresh_pipeline.start()
-    p.feed_items(archive_items(n))
+    archive = archive_items(n)
+    p.feed_items(archive.items)
     if CRASH:
         p.wait_for_metric("streams_clickhouse_rows_total", lambda v: v >= n * 0.3, table="comments", timeout=600)
         p.kill()  # mid-replay: windows resume from the changelog
         p.start()
     where = "source = 'archive'"
-    p.wait_until(f"SELECT count() FROM comments FINAL WHERE {where}", lambda v: v >= n, timeout=900)
+    # Deleted comments leave comments FINAL; edits replace their comment (a higher version).
+    p.wait_until(f"SELECT count() FROM comments FINAL WHERE {where}", lambda v: v == archive.comments, timeout=900)
+    p.wait_until(
+        f"SELECT countIf(edited_at IS NOT NULL) FROM comments FINAL WHERE {where}",
+        lambda v: v == archive.edited,
+        timeout=300,
+    )
     threads = f"SELECT DISTINCT thread_id FROM comments FINAL WHERE {where}"
     keys = {
         "thread_1m": threads,

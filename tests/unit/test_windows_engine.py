@@ -578,6 +578,59 @@ def test_an_edit_that_changes_values_is_a_correction_an_identical_one_is_not() -
     assert row.mean_toxicity == pytest.approx(0.5)
 
 
+def remove(h: Harness, old: WindowInput, new: WindowInput | None) -> EngineOutput:
+    """What the fan-out does for an edit (new) or a deletion (None): new routes get the new version,
+    routes only the old version had get a removal."""
+    keep = set(route(new)) if new is not None else set()
+    total = h.feed([new]) if new is not None else EngineOutput()
+    for kind, key in route(old):
+        if (kind, key) not in keep:
+            h.now += 1
+            total.extend(h.collect(h.engine.process(h.partition(kind, key), kind, key, old, h.now, remove=True)))
+    return total
+
+
+def test_a_deleted_comment_leaves_its_emitted_windows_as_a_correction() -> None:
+    h = Harness()
+    c1 = item("c1", T0 + 1_000, author="ann", flags=["insult"], tox=0.8)
+    c2 = item("c2", T0 + 2_000, author="bob")
+    h.feed([c1, c2, item("push", T0 + 20 * MIN, thread="other")])
+    out = remove(h, c1, None)
+    corrected = {wid(r): r for r in out.windows}
+    row = corrected[("thread_1m", "t1", T0)]
+    assert (row.version, row.comments, row.distinct_authors, row.flagged) == (2, 1, 1, {})
+    # windows left without comments are re-emitted with zero counts, so the latest version is right
+    for emptied in (("author_1m", "ann", T0), ("category_1m", "insult", T0)):
+        assert (corrected[emptied].version, corrected[emptied].comments, corrected[emptied].flagged) == (2, 0, {})
+    assert not remove(h, c1, None).windows  # a redelivered removal changes nothing
+    h.finish()
+    alive = {k: r for k, r in h.latest().items() if r.comments}
+    assert_matches(alive, naive_windows([c2, item("push", T0 + 20 * MIN, thread="other")]))
+
+
+def test_an_edit_that_drops_a_flag_leaves_that_category_window() -> None:
+    h = Harness()
+    before = item("c1", T0 + 1_000, flags=["insult"], tox=0.9, fp="f1")
+    after = item("c1", T0 + 1_000, tox=0.1, fp="f2")
+    other = item("c2", T0 + 3_000, author="b", flags=["insult"])
+    h.feed([before, other])
+    remove(h, before, after)  # before any window is emitted: no correction, just the right contents
+    h.feed([item("push", T0 + 20 * MIN, thread="other")])
+    h.finish()
+    assert h.latest()[("category_1m", "insult", T0)].comments == 1
+    assert_matches(h.latest(), naive_windows([after, other, item("push", T0 + 20 * MIN, thread="other")]))
+
+
+def test_removing_what_a_window_never_had_changes_nothing_and_beyond_the_horizon_is_late() -> None:
+    h = Harness()
+    c1 = item("c1", T0 + 1_000)
+    h.feed([item("c0", T0 + 500), item("push", T0 + 20 * MIN, thread="other")])
+    assert not remove(h, c1, None).windows
+    h.feed([item("far", T0 + 3 * 60 * MIN, thread="other")])  # watermark far past 12:00 + retention
+    out = remove(h, item("c0", T0 + 500), None)
+    assert {e.comment_id for e in out.late} == {"c0"} and not out.windows
+
+
 # ------------------------------------------------------------------------------------------- idle
 
 
@@ -880,6 +933,30 @@ def test_a_lagging_upstream_source_holds_the_watermark_back() -> None:
     assert not out.late
     # Once it catches up the windows close, with both comments in the first one.
     out = engine.progress(0, "valid:1", T0 + 29 * MIN, now)
+    first = next(r for r in out.windows if dt_to_ms(r.window_start) == T0)
+    assert (first.comments, first.version) == (2, 1)
+
+
+def test_a_partition_waiting_for_a_lagging_source_is_not_idle() -> None:
+    """The fast source fed this partition and went quiet, the slow one is still sending (its
+    reports keep coming): the idle timeout must not take what arrived so far as complete."""
+    config = WindowConfig(idle_timeout_ms=3_000)
+    engine = WindowEngine(config, {})
+    now = NOW
+    engine.tick(0, now)  # this engine instance sees the partition from now on
+    engine.progress(0, "valid:1", T0, now)
+    for i in range(30):
+        engine.process(0, "thread_1m", "t1", item(f"f{i}", T0 + i * MIN), now, source="valid:0")
+    engine.progress(0, "valid:0", T0 + 29 * MIN, now, caught_up=True)
+    now += 10_000
+    engine.progress(0, "valid:1", T0 + 10_000, now)  # still far behind, still sending
+    now += 10_000
+    assert not engine.tick(0, now).windows
+    assert engine.watermark(0) == T0 + 10_000 - LATENESS  # held by the slow source
+    out = engine.process(0, "thread_1m", "t1", item("s1", T0 + 20_000), now, source="valid:1")
+    assert not out.late
+    # Caught up too: nothing holds the windows any more.
+    out = engine.progress(0, "valid:1", T0 + 20_000, now, caught_up=True)
     first = next(r for r in out.windows if dt_to_ms(r.window_start) == T0)
     assert (first.comments, first.version) == (2, 1)
 
