@@ -94,9 +94,9 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                 enrich_placements(placements, features, duplicates, scorer=scorer), sources, strict=True
             ):
                 sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
-                e = row.event
-                routes = fan_out.add(row, source, tree.window_routes(e.thread_id, e.comment_id))
-                tree.set_window_routes(e.thread_id, e.comment_id, routes)
+                thread_id, comment_id = row.event.thread_id, row.event.comment_id
+                routes = fan_out.add(row, source, tree.window_routes(thread_id, comment_id))
+                tree.set_window_routes(thread_id, comment_id, routes)
             fan_out.add_progress(progress, caught_up(last_read))
             sent.extend(await fan_out.send())
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
