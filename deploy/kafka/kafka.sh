@@ -60,10 +60,12 @@ start() {
   KAFKA_LOG4J_OPTS= nohup java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$here/log4j.properties" -Dkafka.logs.dir="$run_dir" \
     -cp "$jars/*" kafka.Kafka "$config" >>"$log_file" 2>&1 </dev/null &
-  echo $! >"$pid_file"
+  local started=$!
+  echo "$started" >"$pid_file"
   local waited=0
   until ready; do
-    if ! running_pid >/dev/null; then log "broker exited; last lines of $log_file:"; tail -20 "$log_file" >&2; exit 1; fi
+    # kill -0, not running_pid: until nohup has exec'd java, the process does not look like kafka.Kafka yet.
+    if ! kill -0 "$started" 2>/dev/null; then log "broker exited; last lines of $log_file:"; tail -20 "$log_file" >&2; exit 1; fi
     if [ "$waited" -ge $((timeout * 5)) ]; then log "broker did not start within ${timeout}s"; tail -20 "$log_file" >&2; exit 1; fi
     sleep 0.2; waited=$((waited + 1))
   done
