@@ -868,15 +868,16 @@ class WindowEngine:
                     values = self._empty_window_values(n, start, pairs)  # its last comment was removed
                 if values is None or values == old_values:
                     continue
-                version = 1  # a window that had no comments when the watermark passed it
-                if old_values is not None:
-                    rkey = f"e:{partition}:{kind}:{start}:{key}"
-                    record: dict[str, int] | None = store.get(rkey)
-                    if record is None:
-                        version = 2
-                        self._expire_later(partition, start + n * _H + self._retention, rkey)
-                    else:
-                        version = record["v"] + 1
+                rkey = f"e:{partition}:{kind}:{start}:{key}"
+                record: dict[str, int] | None = store.get(rkey)
+                if record is not None:
+                    version = record["v"] + 1  # corrected before (possibly emptied by a removal since)
+                elif old_values is not None:
+                    version = 2
+                    self._expire_later(partition, start + n * _H + self._retention, rkey)
+                else:
+                    version = 1  # a window that had no comments when the watermark passed it
+                if version > 1:
                     store[rkey] = {"v": version}
                 self._emit_row(partition, kind, key, start, values, version, emitted_at, out, after)
         detector = _SLIDING.get(kind)

@@ -608,6 +608,16 @@ def test_a_deleted_comment_leaves_its_emitted_windows_as_a_correction() -> None:
     assert_matches(alive, naive_windows([c2, item("push", T0 + 20 * MIN, thread="other")]))
 
 
+def test_a_window_emptied_by_a_deletion_and_filled_again_gets_a_higher_version() -> None:
+    h = Harness()
+    c1 = item("c1", T0 + 1_000, author="ann")
+    h.feed([c1, item("push", T0 + 20 * MIN, thread="other")])
+    remove(h, c1, None)  # version 2, zero comments
+    h.feed([item("c2", T0 + 2_000, author="ann")])  # a late comment for the same minute
+    row = h.latest()[("author_1m", "ann", T0)]
+    assert (row.version, row.comments) == (3, 1)
+
+
 def test_an_edit_that_drops_a_flag_leaves_that_category_window() -> None:
     h = Harness()
     before = item("c1", T0 + 1_000, flags=["insult"], tox=0.9, fp="f1")
