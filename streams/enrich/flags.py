@@ -182,21 +182,11 @@ class SparseLinearModel:
         doc = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
         feat = np.asarray(flat, dtype=np.int64)
         if binary or not repeats:
-            table = self._binary_table[feat]
-            norm = np.sqrt(np.bincount(doc, weights=table[:, 0], minlength=n_docs))
-            norm[norm == 0.0] = 1.0
-            for h in range(len(self.heads)):
-                out[:, h] += np.bincount(doc, weights=table[:, h + 1], minlength=n_docs) / norm
-            return out
+            return self._add_binary(out, doc, feat, n_docs)
         tf = np.ones(len(flat))
         pos, cnt = zip(*repeats, strict=True)
         tf[list(pos)] = np.log(cnt) + 1.0 if self.tf == "sublinear" else np.asarray(cnt, dtype=np.float64)
-        x = tf * self._idf[feat]
-        norm = np.sqrt(np.bincount(doc, weights=x * x, minlength=n_docs))
-        norm[norm == 0.0] = 1.0
-        for h in range(len(self.heads)):
-            out[:, h] += np.bincount(doc, weights=x * self._coef[feat, h], minlength=n_docs) / norm
-        return out
+        return self._add_weighted(out, doc, feat, tf, n_docs)
 
     def decision_function_pairs(
         self,
@@ -213,13 +203,30 @@ class SparseLinearModel:
         if len(feat) == 0:
             return out
         if counts is None or self.tf == "binary":
-            table = self._binary_table[feat]
-            norm = np.sqrt(np.bincount(doc, weights=table[:, 0], minlength=n_docs))
-            norm[norm == 0.0] = 1.0
-            for h in range(len(self.heads)):
-                out[:, h] += np.bincount(doc, weights=table[:, h + 1], minlength=n_docs) / norm
-            return out
+            return self._add_binary(out, doc, feat, n_docs)
         tf = np.log(counts) + 1.0 if self.tf == "sublinear" else counts.astype(np.float64)
+        return self._add_weighted(out, doc, feat, tf, n_docs)
+
+    def _add_binary(
+        self, out: NDArray[np.float64], doc: NDArray[np.int64], feat: NDArray[np.int64], n_docs: int
+    ) -> NDArray[np.float64]:
+        """Add the L2-normalised scores of binary features (norm and weights precomputed per feature)."""
+        table = self._binary_table[feat]
+        norm = np.sqrt(np.bincount(doc, weights=table[:, 0], minlength=n_docs))
+        norm[norm == 0.0] = 1.0
+        for h in range(len(self.heads)):
+            out[:, h] += np.bincount(doc, weights=table[:, h + 1], minlength=n_docs) / norm
+        return out
+
+    def _add_weighted(
+        self,
+        out: NDArray[np.float64],
+        doc: NDArray[np.int64],
+        feat: NDArray[np.int64],
+        tf: NDArray[np.float64],
+        n_docs: int,
+    ) -> NDArray[np.float64]:
+        """Add the L2-normalised tf-idf scores of features with term frequencies `tf`."""
         x = tf * self._idf[feat]
         norm = np.sqrt(np.bincount(doc, weights=x * x, minlength=n_docs))
         norm[norm == 0.0] = 1.0
