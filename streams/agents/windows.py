@@ -117,14 +117,11 @@ class FanOut:
         leaving = [r for r in previous_routes if r not in routes]
         if item.deleted:
             leaving += [[kind, key] for kind, key in route(item) if [kind, key] not in leaving]
-        for kind, key in routes:
-            self.by_partition[windows_partition(kind, key)].append(
-                WindowDelivery(kind=kind, key=key, item=item, source=source)
-            )
-        for kind, key in leaving:
-            self.by_partition[windows_partition(kind, key)].append(
-                WindowDelivery(kind=kind, key=key, item=item, source=source, remove=True)
-            )
+        for targets, remove in ((routes, False), (leaving, True)):
+            for kind, key in targets:
+                self.by_partition[windows_partition(kind, key)].append(
+                    WindowDelivery(kind=kind, key=key, item=item, source=source, remove=remove)
+                )
         return routes
 
     def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
