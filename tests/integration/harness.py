@@ -53,7 +53,7 @@ class Pipeline:
             "STREAMS_WEB_PORT": str(free_port()),
             "STREAMS_PARTITIONS": "2",
             "STREAMS_SINK_BATCH_SECONDS": "0.3",
-            "STREAMS_LOG_LEVEL": "warning",
+            "STREAMS_LOG_LEVEL": os.environ.get("STREAMS_TEST_LOG_LEVEL", "warning"),  # info to diagnose a run
             # A killed worker's partitions move on after this (the broker's minimum is 6 s).
             "STREAMS_SESSION_TIMEOUT_SECONDS": "6",
             "STREAMS_WINDOW_IDLE_SECONDS": "3",
