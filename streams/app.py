@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from faust.types import TableT
 
 from streams import kafka_consumer, topics
 from streams.settings import Settings, load_settings
@@ -49,9 +48,11 @@ def topic(name: str, **kwargs: Any) -> faust.TopicT:
     return app.topic(settings.topic(name), partitions=settings.partitions, **kwargs)
 
 
-def table(name: str, help: str) -> TableT[str, Any]:
+def table(name: str, help: str) -> faust.Table[str, Any]:
     """A changelog-backed memory table; Faust serialises table keys and values as JSON."""
-    return app.Table(name, default=None, partitions=settings.partitions, help=help)
+    created = app.Table(name, default=None, partitions=settings.partitions, help=help)
+    assert isinstance(created, faust.Table)
+    return created
 
 
 raw_topic = topic(topics.RAW)

@@ -100,8 +100,8 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
             fan_out.add_progress(progress, caught_up(last_read))
             sent.extend(await fan_out.send())
             await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
-            tree_store.flush(concrete(stream))
-            fingerprint_store.flush(concrete(stream))
+            await tree_store.persist()
+            await fingerprint_store.persist()
             metrics.EVENTS_OUT.labels("enrich", topics.AUTHORED).inc(len(placements))
 
 
@@ -136,4 +136,4 @@ async def authors(stream: faust.StreamT[bytes]) -> None:
                     for category in row.flags.flags:
                         metrics.FLAGS.labels(category).inc()
             await asyncio.gather(*sent)
-            store.flush(concrete(stream))
+            await store.persist()

@@ -7,38 +7,42 @@ the agents publish the rows a batch produced, wait for the broker to acknowledge
 then persist the state changes. A crash in between replays the batch from the last committed
 offset against the old state and re-publishes the same rows (the sinks are idempotent); the other
 order could persist state whose rows were lost, and a replay would then find nothing to emit.
+(3) Durability before the commit: Faust's own table writes go through the producer's buffer, and
+its commit only waits 0.1 s for that buffer to drain (``ProducerBuffer.flush_atmost`` returns on
+the first timeout), so under load it commits input offsets whose state changes were still
+buffered; a crash then loses state for input that is never read again (seen: windows re-emitted
+without comments after a restart). :meth:`StagedTable.persist` sends the changelog records itself
+and waits for the broker's acknowledgement before the agent takes (and so acknowledges) its next
+batch.
 
-Keys are written to the changelog partition of the event that wrote them (Faust's rule), so the
-agent says which partition it is processing (`at`) and `flush` replays each partition's writes with
-one of that partition's events as the current event.
+Keys are written to the changelog partition of the input partition that wrote them (Faust's rule:
+a table partition follows its source topic partition), so the agent says which partition it is
+processing (`at`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
-from faust.streams import Stream
-from faust.types import TableT
 
 from streams.windows.engine import _DELETED, WriteBuffer
 
 
 class StagedTable(WriteBuffer):
-    """A WriteBuffer whose reads bypass Faust (the table's in-memory data) and whose flush writes
-    the table under the right partition."""
+    """A WriteBuffer whose reads bypass Faust (the table's in-memory data) and whose
+    :meth:`persist` writes the table and its changelog under the right partitions."""
 
-    def __init__(self, table: TableT[str, Any]) -> None:
+    def __init__(self, table: faust.Table[str, Any]) -> None:
         super().__init__(table.data)
         self.table = table
         self._owner: dict[str, int] = {}
-        self._events: dict[int, faust.EventT[Any]] = {}
         self._partition = -1
 
     def at(self, event: faust.EventT[Any]) -> None:
         """Subsequent writes belong to `event`'s partition."""
         self._partition = event.message.partition
-        self._events[self._partition] = event
 
     def get(self, key: str, default: Any = None) -> Any:
         # MutableMapping.get would go through a KeyError for every miss: the hot path of the tree.
@@ -55,24 +59,31 @@ class StagedTable(WriteBuffer):
         super().__delitem__(key)
         self._owner[key] = self._partition
 
-    def flush(self, stream: Stream[Any] | None = None) -> None:
-        """Persist staged writes (changelog records), each under its partition's event."""
-        assert stream is not None, "a StagedTable flushes within its agent's stream"
-        by_partition: dict[int, list[str]] = {}
-        for key, partition in self._owner.items():
-            by_partition.setdefault(partition, []).append(key)
-        # The take() buffer reads the current event too: put back whatever it was afterwards.
-        previous = stream.current_event
-        for partition, keys in by_partition.items():
-            stream._set_current_event(self._events[partition])
-            for key in keys:
-                value = self._staged[key]
-                if value is _DELETED:
-                    if key in self.table.data:
-                        del self.table[key]
-                else:
-                    self.table[key] = value
-        stream._set_current_event(previous)
+    async def persist(self) -> None:
+        """Apply the staged writes to the table and wait until the broker has their changelog records."""
+        table = self.table
+        changelog = table.changelog_topic
+        sent = []
+        for key, value in self.write_order():  # safe to crash in the middle of: see WriteBuffer
+            partition = self._owner[key]
+            serializer = table.value_serializer
+            if value is None:
+                if key not in table.data:
+                    continue  # created and deleted within the batch: never persisted
+                del table.data[key]
+                value, serializer = None, "raw"  # a tombstone, as Faust writes it
+            else:
+                table.data[key] = value
+            sent.append(
+                await changelog.send(
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    key_serializer=table.key_serializer,
+                    value_serializer=serializer,
+                    callback=table._on_changelog_sent,  # Faust's bookkeeping of persisted offsets
+                )
+            )
         self._staged.clear()
         self._owner.clear()
-        self._events.clear()
+        await asyncio.gather(*sent)

@@ -94,6 +94,8 @@ def window_config() -> WindowConfig:
         idle_timeout_ms=idle_ms,
         # A source lagging behind (consumed more slowly) must hold windows back for a good while.
         source_idle_ms=max(4 * idle_ms, 120_000),
+        # Every comments.valid partition reports progress to every windows partition.
+        upstream_sources=settings.partitions,
         detectors=load_detector_config(path),
     )
 
@@ -184,7 +186,7 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
                         output.extend(engine.tick(partition, now_ms))
             # Rows acknowledged by the broker before the state that produced them is persisted.
             await asyncio.gather(*await publish(output))
-            store.flush(concrete(stream))
+            await store.persist()
             for partition in {e.message.partition for e in events}:
                 watermark = engine.watermark(partition)
                 if watermark is not None:

@@ -270,8 +270,13 @@ class WindowConfig(msgspec.Struct, frozen=True, kw_only=True):
     allowed_lateness_ms: int = 5 * MINUTE_MS
     retention_ms: int = 60 * MINUTE_MS
     idle_timeout_ms: int = 30_000
-    #: An upstream source not heard from for this long no longer holds the watermark back.
+    #: An upstream source whose event time has not advanced for this long no longer holds the
+    #: watermark back (it went quiet; a live stream's sources do not all carry traffic).
     source_idle_ms: int = 120_000
+    #: How many upstream sources report progress (0: unknown). Until that many have been heard on a
+    #: partition, its watermark stays put for up to ``source_idle_ms`` after this instance first saw
+    #: the partition: a source not read yet (a backlog after a restart) may hold the oldest items.
+    upstream_sources: int = 0
     detectors: DetectorConfig = msgspec.field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
@@ -296,6 +301,15 @@ class WriteBuffer(MutableMapping[str, Any]):
         out = engine.process(...)          # engine = WindowEngine(config, buffer)
         await publish(out)                 # rows, late events, alerts
         buffer.flush()                     # now write the table (whole values, in order)
+
+    Written back in :meth:`write_order`: values in the order of their *last* write, deletions
+    after all of them. A crash may persist only a prefix of a flush; the engine relies on these
+    two rules for such a prefix to be safe to replay the batch on. A partition's meta (its
+    watermark) is the last value written by every step, so it is never persisted ahead of the
+    buckets and records that step changed; deletions only drop state the watermark has passed, so
+    one persisted ahead of the meta would lose items a replay cannot re-add (seen before: a restart
+    restored a watermark past windows whose buckets were lost, and their replayed comments became
+    late events). A deletion lost in a crash only leaves an unused key behind.
     """
 
     def __init__(self, backing: MutableMapping[str, Any]) -> None:
@@ -311,11 +325,13 @@ class WriteBuffer(MutableMapping[str, Any]):
         return self.backing[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._staged.pop(key, None)  # moves the key to the end: the order of last writes
         self._staged[key] = value
 
     def __delitem__(self, key: str) -> None:
         if key not in self:
             raise KeyError(key)
+        self._staged.pop(key, None)
         self._staged[key] = _DELETED
 
     def __contains__(self, key: object) -> bool:
@@ -338,10 +354,16 @@ class WriteBuffer(MutableMapping[str, Any]):
     def pending(self) -> int:
         return len(self._staged)
 
+    def write_order(self) -> list[tuple[str, Any]]:
+        """The staged (key, value) pairs in the order to persist them; value None is a deletion
+        (stores never hold None)."""
+        values = [(k, v) for k, v in self._staged.items() if v is not _DELETED]
+        return values + [(k, None) for k, v in self._staged.items() if v is _DELETED]
+
     def flush(self) -> None:
-        """Apply the staged writes and deletions to the backing store, in order."""
-        for key, value in self._staged.items():
-            if value is _DELETED:
+        """Apply the staged writes and deletions to the backing store, in :meth:`write_order`."""
+        for key, value in self.write_order():
+            if value is None:
                 if key in self.backing:
                     del self.backing[key]
             else:
@@ -577,7 +599,10 @@ class WindowEngine:
         if remove and not too_late and (members is None or item.comment_id not in members):
             pass  # not in this window (never was, or already removed)
         elif not remove and members is not None and members.get(item.comment_id) == entry:
-            pass  # redelivery of an applied item: nothing to do
+            # Redelivery of an applied item. A crash in the middle of writing the state back may have
+            # kept this bucket but not its index entries: check them (no write when they are there).
+            if not too_late:
+                self._register(partition, kind, minute, key)
         elif too_late:
             out.late.append(
                 LateEvent(
@@ -595,13 +620,15 @@ class WindowEngine:
             before: Bucket | None = None  # the bucket before this item, for corrections
             if members is None:
                 members = {}
-                self._register(partition, kind, minute, key)
             elif minute < closed:
                 before = dict(members)
             if remove:
                 del members[item.comment_id]
             else:
                 members[item.comment_id] = entry
+                # Also for a bucket that exists: it may have been emptied, or restored without its
+                # index entries (see _register).
+                self._register(partition, kind, minute, key)
             if minute < closed:
                 # derived state (version records, episodes) is written before the bucket: if a crash
                 # persists only a prefix of these writes, a version number is never reused.
@@ -620,16 +647,19 @@ class WindowEngine:
         self, partition: int, source: str, event_ms: int, now_ms: int, *, caught_up: bool = False
     ) -> EngineOutput:
         """An upstream partition (``source``) has sent everything up to event time ``event_ms``;
-        ``caught_up``: it has nothing more to send for now (its consumer reached the end).
+        ``caught_up``: its consumer has read it to the end (nothing more to send for now).
 
         When items reach this partition from several upstream partitions that are consumed at
         different speeds (a replayed archive, a rebalance), the newest event seen here says little:
-        the watermark is then the minimum over the sources that are behind -- heard from in the
-        last ``source_idle_ms`` and not caught up -- minus the allowed lateness. While such a source
-        is behind the newest event here, the partition is not idle either: its items are on their way.
+        the watermark is then the minimum over the live sources -- those whose event time advanced
+        in the last ``source_idle_ms`` -- minus the allowed lateness. A caught-up source still holds
+        it: being read to the end says nothing about what its own upstream (ingest) has not written
+        yet. Caught up only matters for idleness: while a live source that is *not* caught up is
+        behind the newest event here, the partition is not idle (its items are on their way).
         Without sources it is the newest event here, as before.
         """
         out = EngineOutput()
+        self._session.setdefault(partition, now_ms)
         mkey = f"p:{partition}"
         meta: dict[str, Any] | None = self._store.get(mkey)
         if meta is None:
@@ -642,25 +672,26 @@ class WindowEngine:
 
     @staticmethod
     def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int, caught_up: bool = False) -> None:
+        """Record a source as [newest event time, wall time it last advanced, caught up]."""
         sources = dict(meta.get("src") or {})
         seen = sources.get(source)
-        sources[source] = [max(event_ms, seen[0]) if seen else event_ms, now_ms, int(caught_up)]
+        if seen is None or event_ms > seen[0]:
+            sources[source] = [event_ms, now_ms, int(caught_up)]
+        else:
+            sources[source] = [seen[0], seen[1], int(caught_up)]
         meta["src"] = sources
 
-    def _behind(self, meta: dict[str, Any], now_ms: int) -> list[int]:
-        """Event times of the upstream sources still sending (heard from lately, not caught up)."""
+    def _live_sources(self, meta: dict[str, Any], now_ms: int) -> list[list[int]]:
+        """The sources whose event time advanced within ``source_idle_ms``: [event time, advanced, caught up]."""
         sources: dict[str, list[int]] = meta.get("src") or {}
-        return [
-            source[0]
-            for source in sources.values()
-            if now_ms - source[1] < self.config.source_idle_ms and not (len(source) > 2 and source[2])
-        ]
+        return [s for s in sources.values() if now_ms - s[1] < self.config.source_idle_ms]
 
     def _raise_watermark(self, partition: int, meta: dict[str, Any], now_ms: int, out: EngineOutput) -> None:
-        base = meta["max"]
-        behind = self._behind(meta, now_ms)
-        if behind:
-            base = min(base, *behind)
+        heard = len(meta.get("src") or ())
+        waited = now_ms - self._session.get(partition, now_ms)
+        if heard < self.config.upstream_sources and waited < self.config.source_idle_ms:
+            return  # a source not heard yet may hold older items than any seen so far
+        base = min([meta["max"], *(s[0] for s in self._live_sources(meta, now_ms))])
         if base - self._lateness > meta["wm"]:
             meta["wm"] = base - self._lateness
             if _floor(meta["wm"]) > meta["closed"]:
@@ -677,7 +708,7 @@ class WindowEngine:
         quiet = now_ms - max(meta["arr"], session)
         if quiet < self.config.idle_timeout_ms:
             return out
-        if any(t < meta["max"] for t in self._behind(meta, now_ms)):
+        if any(s[0] < meta["max"] and not (len(s) > 2 and s[2]) for s in self._live_sources(meta, now_ms)):
             return out  # a slower upstream source is still sending: quiet here is not the end of its data
         # Idle: take everything seen so far as complete (every window holding the newest event closes),
         # then keep moving with wall time. A straggler later becomes a correction, not a loss.
@@ -701,18 +732,23 @@ class WindowEngine:
     # ------------------------------------------------------------------------------ bookkeeping
 
     def _register(self, partition: int, kind: str, minute: int, key: str) -> None:
+        """Index a bucket: its key under its minute (``i:``), the minute under its kind (``a:``).
+
+        Each entry is checked on its own rather than inferred from the other, so that state restored
+        from a partly persisted batch (see WriteBuffer) is repaired by the batch's redelivery."""
         ikey = f"i:{partition}:{kind}:{minute}"
-        index: dict[str, int] | None = self._store.get(ikey)
-        if index is None:
-            index = {}
-            akey = f"a:{partition}"
-            active: dict[str, list[int]] = self._store.get(akey) or {}
-            minutes = active.get(kind, [])
-            insort(minutes, minute)
+        index: dict[str, int] = self._store.get(ikey) or {}
+        if key not in index:
+            index[key] = 1
+            self._store[ikey] = index
+        akey = f"a:{partition}"
+        active: dict[str, list[int]] = self._store.get(akey) or {}
+        minutes = active.get(kind, [])
+        at = bisect_left(minutes, minute)
+        if at == len(minutes) or minutes[at] != minute:
+            minutes.insert(at, minute)
             active[kind] = minutes
             self._store[akey] = active
-        index[key] = 1
-        self._store[ikey] = index
 
     def _delete(self, key: str) -> None:
         if key in self._store:

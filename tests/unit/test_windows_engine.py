@@ -567,6 +567,52 @@ def test_publishing_outputs_before_flushing_state_loses_nothing_in_a_crash() -> 
     assert len(backing) == 1  # bounded: only the partition's meta is left
 
 
+@pytest.mark.parametrize("persisted", [0.1, 0.35, 0.6, 0.85, 0.97])
+def test_a_crash_that_persists_part_of_a_flush_loses_nothing_on_replay(persisted: float) -> None:
+    """A crash while a batch's state is written back persists a prefix of the writes (in the
+    buffer's write order); the batch is then replayed on that state. Batches here span hours of
+    event time, so a batch's own early buckets are closed and pruned by its end (the agent's
+    batches do that when it lags behind a replayed archive)."""
+    items = generate_archive(
+        1500,
+        seed=5,
+        start=datetime(2018, 5, 1, tzinfo=UTC),
+        duration=timedelta(hours=12),
+        threads=4,
+        authors=40,
+        shuffle_within=timedelta(minutes=4),
+    )
+    reference = Harness()
+    reference.feed(items)
+    reference.finish()
+
+    backing = JsonStore()
+    buffer = WriteBuffer(backing)
+    h = Harness(store=buffer)
+    batches = [items[i : i + 250] for i in range(0, len(items), 250)]
+    for n, batch in enumerate(batches):
+        h.feed(batch)
+        if n % 2 == 1:
+            writes = buffer.write_order()
+            buffer.discard()
+            for key, value in writes[: int(len(writes) * persisted)]:  # the crash: only a prefix persisted
+                if value is None:
+                    backing.pop(key, None)
+                else:
+                    backing[key] = value
+            h.feed(batch)  # redelivered from the last committed offset
+        buffer.flush()
+    h.finish()
+    buffer.flush()
+    # As ReplacingMergeTree keeps them: the highest version, the last one written among equals.
+    kept: dict[WindowId, WindowRow] = {}
+    for row in h.rows:
+        if wid(row) not in kept or row.version >= kept[wid(row)].version:
+            kept[wid(row)] = row
+    assert {w: values(r) for w, r in kept.items()} == {w: values(r) for w, r in reference.latest().items()}
+    assert not reference.late
+
+
 def test_an_edit_that_changes_values_is_a_correction_an_identical_one_is_not() -> None:
     h = Harness()
     h.feed([item("c1", T0 + 1_000, tox=0.2), item("c2", T0 + 2_000, author="b", tox=0.4)])
@@ -965,10 +1011,58 @@ def test_a_partition_waiting_for_a_lagging_source_is_not_idle() -> None:
     assert engine.watermark(0) == T0 + 10_000 - LATENESS  # held by the slow source
     out = engine.process(0, "thread_1m", "t1", item("s1", T0 + 20_000), now, source="valid:1")
     assert not out.late
-    # Caught up too: nothing holds the windows any more.
-    out = engine.progress(0, "valid:1", T0 + 20_000, now, caught_up=True)
+    # Read to its end too: the partition may now go idle, and the idle flush closes the windows.
+    engine.progress(0, "valid:1", T0 + 20_000, now, caught_up=True)
+    assert engine.watermark(0) == T0 + 20_000 - LATENESS  # caught up still holds the watermark
+    out = engine.tick(0, now + 3_000)
     first = next(r for r in out.windows if dt_to_ms(r.window_start) == T0)
     assert (first.comments, first.version) == (2, 1)
+
+
+def test_a_caught_up_source_still_holds_the_watermark() -> None:
+    """Read to its end says nothing about what ingest has not written to it yet: a caught-up
+    source far behind the others must not let their items close its windows."""
+    engine = WindowEngine(WindowConfig(), {})
+    engine.progress(0, "valid:1", T0, NOW, caught_up=True)
+    for i in range(90):
+        engine.process(0, "thread_1m", "t1", item(f"f{i}", T0 + i * MIN), NOW, source="valid:0")
+    assert engine.watermark(0) == T0 - LATENESS
+    out = engine.process(0, "thread_1m", "t2", item("s1", T0 + 30_000, thread="t2"), NOW, source="valid:1")
+    assert not out.late
+
+
+def test_a_source_reporting_without_advancing_stops_holding_after_source_idle() -> None:
+    """Enrich reports every source it knows after each batch; one whose event time stands still
+    (its threads went quiet) must not hold the windows forever."""
+    engine = WindowEngine(WindowConfig(source_idle_ms=60_000), {})
+    engine.progress(0, "valid:1", T0, NOW)
+    engine.process(0, "thread_1m", "t1", item("f0", T0 + 20 * MIN), NOW, source="valid:0")
+    engine.progress(0, "valid:1", T0, NOW + 59_000)  # reported again, not advanced
+    assert engine.watermark(0) == T0 - LATENESS
+    engine.progress(0, "valid:1", T0, NOW + 60_000)
+    assert engine.watermark(0) == T0 + 20 * MIN - LATENESS
+
+
+def test_the_watermark_waits_for_every_upstream_source_to_report() -> None:
+    """After a restart enrich may read a backlog from one partition before another: the first
+    source's hours of comments must not close windows the unread one still has items for."""
+    engine = WindowEngine(WindowConfig(upstream_sources=2, source_idle_ms=60_000), {})
+    for i in range(90):
+        engine.process(0, "thread_1m", "t1", item(f"f{i}", T0 + i * MIN), NOW, source="valid:0")
+    out = engine.process(0, "thread_1m", "t2", item("s1", T0 + 30_000, thread="t2"), NOW, source="valid:1")
+    assert not out.late and not out.windows
+    engine.progress(0, "valid:1", T0 + MIN, NOW)
+    assert engine.watermark(0) == T0 + MIN - LATENESS  # both heard: the slower one sets it
+
+
+def test_a_missing_upstream_source_holds_the_watermark_only_for_source_idle() -> None:
+    engine = WindowEngine(WindowConfig(upstream_sources=2, source_idle_ms=60_000), {})
+    engine.process(0, "thread_1m", "t1", item("f0", T0), NOW, source="valid:0")
+    engine.process(0, "thread_1m", "t1", item("f1", T0 + 20 * MIN), NOW + 59_000, source="valid:0")
+    assert engine.watermark(0) == T0 - LATENESS
+    out = engine.process(0, "thread_1m", "t1", item("f2", T0 + 21 * MIN), NOW + 60_000, source="valid:0")
+    assert engine.watermark(0) == T0 + 21 * MIN - LATENESS
+    assert any(r.kind == "thread_1m" for r in out.windows)
 
 
 def test_a_source_silent_past_source_idle_no_longer_holds_windows() -> None:
