@@ -445,14 +445,22 @@ def test_just_inside_retention_is_accepted_just_outside_is_late() -> None:
 # ---------------------------------------------------------------------------- idempotency, restart
 
 
-def small_archive(n: int = 2000, seed: int = 11, shuffle: timedelta = timedelta(minutes=4)) -> list[WindowInput]:
+def small_archive(
+    n: int = 2000,
+    seed: int = 11,
+    shuffle: timedelta = timedelta(minutes=4),
+    *,
+    duration: timedelta = timedelta(hours=3),
+    threads: int = 40,
+    authors: int = 300,
+) -> list[WindowInput]:
     return generate_archive(
         n,
         seed=seed,
         start=datetime(2018, 5, 1, tzinfo=UTC),
-        duration=timedelta(hours=3),
-        threads=40,
-        authors=300,
+        duration=duration,
+        threads=threads,
+        authors=authors,
         shuffle_within=shuffle,
     )
 
@@ -573,15 +581,7 @@ def test_a_crash_that_persists_part_of_a_flush_loses_nothing_on_replay(persisted
     buffer's write order); the batch is then replayed on that state. Batches here span hours of
     event time, so a batch's own early buckets are closed and pruned by its end (the agent's
     batches do that when it lags behind a replayed archive)."""
-    items = generate_archive(
-        1500,
-        seed=5,
-        start=datetime(2018, 5, 1, tzinfo=UTC),
-        duration=timedelta(hours=12),
-        threads=4,
-        authors=40,
-        shuffle_within=timedelta(minutes=4),
-    )
+    items = small_archive(1500, seed=5, duration=timedelta(hours=12), threads=4, authors=40)
     reference = Harness()
     reference.feed(items)
     reference.finish()
