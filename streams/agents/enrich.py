@@ -22,6 +22,7 @@ from streams.app import app, authored_topic, enriched_topic, flagged_topic, sett
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, with_author_stats
 from streams.enrich.flags import FlagScorer, ScoreInput, load_moderation_config
+from streams.enrich.language import detect_languages
 from streams.enrich.text import text_features
 from streams.enrich.thread import Placement, ThreadTree
 from streams.models import CommentEvent, EnrichedComment
@@ -40,6 +41,13 @@ _ENRICHED = msgspec.json.Decoder(EnrichedComment)
 def _scorer() -> FlagScorer:
     path = Path(settings.moderation_file) if settings.moderation_file else None
     return FlagScorer(load_moderation_config(path))
+
+
+def warm_up() -> None:
+    """Load the flag and language models now rather than in the first batch (they load once per
+    process); the worker calls this before it starts, then freezes what is loaded (see cli)."""
+    _scorer().score_many([ScoreInput(body="warm up", author="warm up")])
+    detect_languages(["warm up"])
 
 
 def caught_up(last_read: dict[str, faust.types.Message]) -> set[str]:

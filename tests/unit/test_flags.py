@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 
+from streams.cli import freeze_long_lived_objects
 from streams.enrich.flags import (
     CATEGORIES,
     CONFIG_ENV,
@@ -542,6 +546,32 @@ def test_score_survives_a_failing_scorer() -> None:
     assert errors == 1
     assert "scores" in rows[0] and "scores" in rows[2]
     assert rows[1] == {"error": "line 2: scoring failed: RuntimeError: boom"}
+
+
+def test_the_score_command_writes_one_line_per_input_in_order() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "score", "--text"],
+        input=b"what an absolute moron\nlovely weather today\nholy shit, what a goal\n",
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    rows = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [row["flags"] for row in rows] == [["toxicity"], [], ["profanity"]]
+    refused = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "score", "--batch-size", "0"], capture_output=True, timeout=120
+    )
+    assert refused.returncode != 0 and b"--batch-size" in refused.stderr
+
+
+def test_freezing_moves_live_objects_out_of_the_collectors_reach() -> None:
+    gc.unfreeze()
+    try:
+        freeze_long_lived_objects()
+        assert gc.get_freeze_count() > 10_000  # the modules and models loaded by now
+        assert gc.get_count()[2] == 0
+    finally:
+        gc.unfreeze()
 
 
 # -- adversarial input ------------------------------------------------------------------------------
