@@ -708,16 +708,35 @@ _ID = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 
 def _macro_alternation(values: Sequence[str], squash: bool) -> str:
-    forms = []
+    """A regex matching any of `values` (normalised; words separated by any whitespace), as a
+    trie: ``jew(?:ish\\s+people|ry|s)?`` rather than ``jewish\\s+people|jewry|jews|jew``.
+
+    Python's engine tries an alternation's branches one by one at every position it reaches, so a
+    flat list of 55 group words costs 55 comparisons per word start; the trie costs about one per
+    letter. Rules only test whether a pattern matches anywhere, which does not depend on the order
+    of alternatives; optional tails are greedy, so longer forms are still tried first.
+    """
+    trie: dict[str, dict[str, Any]] = {}
     for v in values:
         norm = normalize(v)
         if squash:
-            forms.append(re.escape(re.sub(r"[\W_]+", "", norm)))
+            tokens = [re.escape(c) for c in re.sub(r"[\W_]+", "", norm)]
         else:
-            forms.append(r"\s+".join(re.escape(w) for w in norm.split(" ")))
-    # Longest first, so "muslims" is preferred to "muslim" inside the alternation.
-    forms.sort(key=len, reverse=True)
-    return "(?:" + "|".join(forms) + ")"
+            tokens = [r"\s+" if c == " " else re.escape(c) for c in norm]
+        node = trie
+        for token in tokens:
+            node = node.setdefault(token, {})
+        node[""] = {}  # end of a form
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [token + emit(child) for token, child in sorted(node.items()) if token]
+        if not branches:
+            return ""
+        if len(branches) == 1:
+            return f"(?:{branches[0]})?" if "" in node else branches[0]
+        return "(?:" + "|".join(branches) + (")?" if "" in node else ")")
+
+    return "(?:" + emit(trie) + ")"
 
 
 def _compile_rule(

@@ -7,11 +7,14 @@ import io
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams.cli import freeze_long_lived_objects
 from streams.enrich.flags import (
@@ -455,6 +458,51 @@ def test_lexicon_terms_are_normalised_like_text() -> None:
         for term in terms:
             core = term.strip("*")
             assert normalize(core), (category, term)
+
+
+# -- phrase-rule macros ------------------------------------------------------------------------------
+
+
+def _flat_rules() -> list[tuple[str, re.Pattern[str], re.Pattern[str]]]:
+    """Each shipped phrase rule compiled twice: with its macros as plain alternations (how one would
+    write them by hand) and as loaded (tries); they must accept the same texts."""
+    raw = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    macros = raw["macros"]
+
+    def flat(m: re.Match[str]) -> str:
+        forms = [r"\s+".join(re.escape(w) for w in normalize(v).split(" ")) for v in macros[m.group(1)]]
+        return "(?:" + "|".join(forms) + ")"
+
+    loaded = {rule.id: rule.pattern for rule in load_moderation_config(DEFAULT_CONFIG_PATH).phrases}
+    return [(p["id"], re.compile(re.sub(r"\{(\w+)\}", flat, p["pattern"])), loaded[p["id"]]) for p in raw["phrases"]]
+
+
+_RULES = _flat_rules()
+# Words the rules look for (macro values, literals of the patterns) plus filler.
+_RULE_WORDS = sorted(
+    {w for _, flat, _ in _RULES for w in re.findall(r"[a-z]{2,}", flat.pattern)}
+    | {"i", "a", "you", "the", "and", "so", "very", "all", "of", "be", "should", "9/11", "!", ",", "..."}
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_RULE_WORDS), min_size=1, max_size=12))
+def test_macro_tries_accept_exactly_what_plain_alternations_accept(words: list[str]) -> None:
+    text = " ".join(words)
+    for rule_id, flat, trie in _RULES:
+        assert (flat.search(text) is None) == (trie.search(text) is None), (rule_id, text)
+
+
+def test_macro_tries_agree_with_plain_alternations_on_the_sample_and_probe_texts() -> None:
+    lines = PROBE.read_text(encoding="utf-8").splitlines() + SAMPLE.read_text(encoding="utf-8").splitlines()
+    texts = [analyze(line).normalized for line in lines if line.strip() and not line.startswith("#")]
+    matched = 0
+    for rule_id, flat, trie in _RULES:
+        for text in texts:
+            hit = flat.search(text) is not None
+            assert hit == (trie.search(text) is not None), (rule_id, text)
+            matched += hit
+    assert matched > 0  # the comparison saw matches, not only misses
 
 
 # -- streams score ----------------------------------------------------------------------------------
