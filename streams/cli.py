@@ -75,7 +75,12 @@ def worker(
     from streams.agents.enrich import warm_up
     from streams.app import app
 
-    warm_up()
+    from streams.enrich.flags import ModerationConfigError
+
+    try:
+        warm_up()
+    except ModerationConfigError as exc:
+        raise fail(str(exc)) from exc
     freeze_long_lived_objects()
     runner = Worker(app, loglevel=loglevel or settings.log_level, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (every Kafka send then builds a log

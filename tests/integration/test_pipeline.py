@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -120,3 +123,21 @@ def _utc(value: object) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_a_worker_with_an_invalid_moderation_file_refuses_to_start(pipeline: Pipeline, tmp_path: Path) -> None:
+    bad = tmp_path / "moderation.toml"
+    bad.write_text("[thresholds]\ntoxicity = 2\n", encoding="utf-8")
+    env = {
+        **pipeline.env,
+        "STREAMS_MODERATION_FILE": str(bad),
+        # Its own ClickHouse directory: the running worker owns the shared one.
+        "STREAMS_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"], env=env, capture_output=True, timeout=120, check=False
+    )
+    stderr = done.stderr.decode()
+    assert done.returncode != 0
+    assert f"{bad}: lexicon: missing required key" in stderr
+    assert "Traceback" not in stderr, stderr  # a message for the operator, not a crash
