@@ -74,7 +74,6 @@ def worker(
     import streams.agents  # noqa: F401  (registers the agents)
     from streams.agents.enrich import warm_up
     from streams.app import app
-
     from streams.enrich.flags import ModerationConfigError
 
     try:
