@@ -404,8 +404,9 @@ NOTES = [
     "two models' featurisation and scoring (~23 us) and result building (~15 us). A compiled "
     "normaliser and a compiled single pass for all phrase rules would remove about 40 us, leaving "
     "about 60 us (~17,000/s): meeting the target needs the whole scorer in compiled code (a Rust "
-    "extension, say), a change of stack for the issue's owner to decide. Until then the enrich "
-    "agent scales by running one worker per partition.",
+    "extension, say), a change of stack for the issue's owner to decide. Beyond one core, Kafka "
+    "partitions are the unit of parallelism (more workers in the consumer group, which needs a "
+    "ClickHouse server DSN since an embedded chdb directory belongs to one process): not tested here.",
     "- threat, spam and username have no labelled data here: unit tests (tests/unit/test_flags.py) "
     "cover their rules, including the sample-thread expectations and ordinary-text negatives.",
 ]
