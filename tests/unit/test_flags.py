@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -463,33 +464,47 @@ def test_lexicon_terms_are_normalised_like_text() -> None:
 # -- phrase-rule macros ------------------------------------------------------------------------------
 
 
-def _flat_rules() -> list[tuple[str, re.Pattern[str], re.Pattern[str]]]:
-    """Each shipped phrase rule compiled twice: with its macros as plain alternations (how one would
-    write them by hand) and as loaded (tries); they must accept the same texts."""
+def _flat_rules() -> list[tuple[str, bool, re.Pattern[str], re.Pattern[str]]]:
+    """Each shipped phrase and username rule compiled twice: with its macros as plain alternations
+    (how one would write them by hand) and as loaded (tries); they must accept the same texts.
+    Username rules see names with everything but letters and digits removed ("squashed")."""
     raw = tomllib.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
     macros = raw["macros"]
 
-    def flat(m: re.Match[str]) -> str:
-        forms = [r"\s+".join(re.escape(w) for w in normalize(v).split(" ")) for v in macros[m.group(1)]]
+    def flat(m: re.Match[str], *, squash: bool) -> str:
+        norms = [normalize(v) for v in macros[m.group(1)]]
+        if squash:
+            forms = [re.escape(re.sub(r"[\W_]+", "", n)) for n in norms]
+        else:
+            forms = [r"\s+".join(re.escape(w) for w in n.split(" ")) for n in norms]
         return "(?:" + "|".join(forms) + ")"
 
-    loaded = {rule.id: rule.pattern for rule in load_moderation_config(DEFAULT_CONFIG_PATH).phrases}
-    return [(p["id"], re.compile(re.sub(r"\{(\w+)\}", flat, p["pattern"])), loaded[p["id"]]) for p in raw["phrases"]]
+    config = load_moderation_config(DEFAULT_CONFIG_PATH)
+    compiled: list[tuple[str, bool, re.Pattern[str], re.Pattern[str]]] = []
+    for squash, sources, loaded in (
+        (False, raw["phrases"], config.phrases),
+        (True, raw["username"]["patterns"], config.username.patterns),
+    ):
+        for source, rule in zip(sources, loaded, strict=True):
+            plain = re.sub(r"\{(\w+)\}", partial(flat, squash=squash), source["pattern"])
+            compiled.append((rule.id, squash, re.compile(plain), rule.pattern))
+    return compiled
 
 
 _RULES = _flat_rules()
 # Words the rules look for (macro values, literals of the patterns) plus filler.
 _RULE_WORDS = sorted(
-    {w for _, flat, _ in _RULES for w in re.findall(r"[a-z]{2,}", flat.pattern)}
-    | {"i", "a", "you", "the", "and", "so", "very", "all", "of", "be", "should", "9/11", "!", ",", "..."}
+    {w for _, _, flat, _ in _RULES for w in re.findall(r"[a-z]{2,}", flat.pattern)}
+    | {"i", "a", "you", "the", "and", "so", "very", "all", "of", "be", "should", "9/11", "!", ",", "...", "h8"}
 )
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(_RULE_WORDS), min_size=1, max_size=12))
 def test_macro_tries_accept_exactly_what_plain_alternations_accept(words: list[str]) -> None:
-    text = " ".join(words)
-    for rule_id, flat, trie in _RULES:
+    spaced, squashed = " ".join(words), "".join(words)
+    for rule_id, squash, flat, trie in _RULES:
+        text = squashed if squash else spaced
         assert (flat.search(text) is None) == (trie.search(text) is None), (rule_id, text)
 
 
@@ -497,8 +512,10 @@ def test_macro_tries_agree_with_plain_alternations_on_the_sample_and_probe_texts
     lines = PROBE.read_text(encoding="utf-8").splitlines() + SAMPLE.read_text(encoding="utf-8").splitlines()
     texts = [analyze(line).normalized for line in lines if line.strip() and not line.startswith("#")]
     matched = 0
-    for rule_id, flat, trie in _RULES:
+    for rule_id, squash, flat, trie in _RULES:
         for text in texts:
+            if squash:
+                text = re.sub(r"[\W_]+", "", text)
             hit = flat.search(text) is not None
             assert hit == (trie.search(text) is not None), (rule_id, text)
             matched += hit
