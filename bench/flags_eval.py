@@ -20,8 +20,9 @@ in this data set and are covered by unit tests only. alt-profanity-check was tra
 this data set, so its contribution to profanity is optimistic here.
 
 Also reported: the false-positive rate on bench/data/identity_probe.txt (non-toxic sentences that
-mention identity groups) and throughput on ONE core of the three enrichment steps the agent runs
-per comment (text_features + detect_languages + FlagScorer.score_many, batches of 512).
+mention identity groups), scoring throughput on ONE core (FlagScorer.score_many on raw bodies,
+batches of 512: the figure the target applies to) and that of the three enrichment steps the agent
+runs per comment (text_features + detect_languages + FlagScorer.score_many).
 """
 
 from __future__ import annotations
