@@ -206,7 +206,7 @@ def throughput(scorer: FlagScorer, n: int, repeats: int) -> tuple[list[str], flo
     texts, authors = realistic_mix(n)
     batches = [(texts[i : i + BATCH], authors[i : i + BATCH]) for i in range(0, n, BATCH)]
     # Warm-up: load both flag models and the language model outside the timed runs.
-    scorer.score_many([ScoreInput("warm up", "someone")])
+    scorer.warm_up()
     detect_languages(["warm up"])
     freeze_long_lived_objects()  # as the worker and `streams score` do after loading the models
     # The analysis cache holds 4096 bodies: per-stage timings of the cached steps use the last

@@ -348,12 +348,12 @@ def score(
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 512,
 ) -> None:
     """Score comments on stdin (JSON lines with `body` and optional `author`, or --text) -> JSON lines."""
-    from streams.enrich.flags import FlagScorer, ModerationConfigError, ScoreInput
+    from streams.enrich.flags import FlagScorer, ModerationConfigError
     from streams.enrich.score_cli import run_score
 
     try:
         scorer = FlagScorer()
-        scorer.score_many([ScoreInput(body="warm up", author="warm up")])  # loads the models
+        scorer.warm_up()
         freeze_long_lived_objects()
         errors = run_score(sys.stdin.buffer, sys.stdout.buffer, text_mode=text, batch_size=batch_size, scorer=scorer)
     except ModerationConfigError as exc:

@@ -8,6 +8,7 @@ Author stats need every comment of an author in one partition, hence the re-keye
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from streams.agents.windows import FanOut
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, with_author_stats
-from streams.enrich.flags import FlagScorer, ScoreInput, load_moderation_config
+from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
 from streams.enrich.text import text_features
 from streams.enrich.thread import Placement, ThreadTree
@@ -38,15 +39,17 @@ _EVENT = msgspec.json.Decoder(CommentEvent)
 _ENRICHED = msgspec.json.Decoder(EnrichedComment)
 
 
+@functools.cache
 def _scorer() -> FlagScorer:
+    """The worker's scorer (one per process: the enrich agent runs one instance)."""
     path = Path(settings.moderation_file) if settings.moderation_file else None
     return FlagScorer(load_moderation_config(path))
 
 
 def warm_up() -> None:
-    """Load the flag and language models now rather than in the first batch (they load once per
-    process); the worker calls this before it starts, then freezes what is loaded (see cli)."""
-    _scorer().score_many([ScoreInput(body="warm up", author="warm up")])
+    """Load the agent's scorer and the language model now rather than in the first batch; the
+    worker calls this before it starts, then freezes what is loaded (see cli)."""
+    _scorer().warm_up()
     detect_languages(["warm up"])
 
 
@@ -65,8 +68,7 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
     tree_store = StagedTable(thread_state)
     fingerprint_store = StagedTable(fingerprints)
     tree = ThreadTree(tree_store)
-    scorer = _scorer()
-    scorer.score_many([ScoreInput(body="warm up", author="warm up")])  # load models before traffic
+    scorer = _scorer()  # loaded by warm_up before the worker started
     # Newest event time sent per input partition, reported to the windows after each batch.
     progress: dict[str, int] = {}
     # The last message read from each input partition, to tell the windows which ones are caught up.

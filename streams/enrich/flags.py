@@ -1061,6 +1061,10 @@ class FlagScorer:
 
     # -- public API -------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Load the models now (once per process) rather than on the first comments scored."""
+        self.score_many([ScoreInput(body="warm up", author="warm up")])
+
     def score(self, body: str, author: str | None = None, duplicate_authors: int = 0) -> FlagResult:
         """Flags for one comment."""
         return self.score_many([ScoreInput(body, author, duplicate_authors)])[0]

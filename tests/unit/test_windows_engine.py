@@ -546,16 +546,21 @@ def test_write_buffer_stages_writes_and_deletes_until_flush() -> None:
     assert "d" not in buf and backing == {"a": 10, "c": 3}
 
 
-def test_publishing_outputs_before_flushing_state_loses_nothing_in_a_crash() -> None:
-    """Outputs first, then state: a crash in between replays the same rows (same version/values)."""
-    items = small_archive(n=600, seed=15, shuffle=timedelta(minutes=30))
+def _reference_and_buffered(items: list[WindowInput]) -> tuple[Harness, JsonStore, WriteBuffer, Harness]:
+    """A reference run of `items` without crashes, and a harness whose state goes through a
+    WriteBuffer over a JSON store (the crash tests discard or cut its flushes)."""
     reference = Harness()
     reference.feed(items)
     reference.finish()
-
     backing = JsonStore()
     buffer = WriteBuffer(backing)
-    h = Harness(store=buffer)
+    return reference, backing, buffer, Harness(store=buffer)
+
+
+def test_publishing_outputs_before_flushing_state_loses_nothing_in_a_crash() -> None:
+    """Outputs first, then state: a crash in between replays the same rows (same version/values)."""
+    items = small_archive(n=600, seed=15, shuffle=timedelta(minutes=30))
+    reference, backing, buffer, h = _reference_and_buffered(items)
     published: list[WindowRow] = []
     crashed = 0
     for i, it in enumerate(items):
@@ -582,13 +587,7 @@ def test_a_crash_that_persists_part_of_a_flush_loses_nothing_on_replay(persisted
     event time, so a batch's own early buckets are closed and pruned by its end (the agent's
     batches do that when it lags behind a replayed archive)."""
     items = small_archive(1500, seed=5, duration=timedelta(hours=12), threads=4, authors=40)
-    reference = Harness()
-    reference.feed(items)
-    reference.finish()
-
-    backing = JsonStore()
-    buffer = WriteBuffer(backing)
-    h = Harness(store=buffer)
+    reference, backing, buffer, h = _reference_and_buffered(items)
     batches = [items[i : i + 250] for i in range(0, len(items), 250)]
     for n, batch in enumerate(batches):
         h.feed(batch)
