@@ -53,6 +53,11 @@ class Settings:
     window_retention_seconds: float = 3600.0
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
+    #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and
+    #: always when the web server binds beyond loopback). Never logged.
+    api_token: str = ""
+    #: A file holding the API token (first line), instead of STREAMS_API_TOKEN.
+    api_token_file: str = ""
 
     @property
     def broker_url(self) -> str:
@@ -65,6 +70,12 @@ class Settings:
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def resolved_api_token(self) -> str:
+        """The API token from STREAMS_API_TOKEN or the first line of STREAMS_API_TOKEN_FILE ('' if none)."""
+        from streams.apitoken import read_api_token
+
+        return read_api_token(self.api_token, self.api_token_file)
 
     @property
     def worker_url(self) -> str:
