@@ -31,6 +31,11 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind=settings.web_host,
     web_host=settings.web_host,
+    # Faust's own pages show the topology and table contents: only when asked for.
+    web_router_enabled=settings.web_debug_pages,
+    web_tables_enabled=settings.web_debug_pages,
+    web_graph_enabled=settings.web_debug_pages,
+    web_stats_enabled=settings.web_debug_pages,
     # Commit often: a crash then replays little (replays are harmless, merely slower).
     broker_commit_every=1000,
     broker_commit_interval=1.0,

@@ -61,6 +61,7 @@ def worker(
     from streams.clickhouse.client import ClickHouseUnavailable, connect
     from streams.clickhouse.migrations import MigrationError, migrate
 
+    check_web_exposure(settings)
     try:
         applied = migrate(connect(settings.clickhouse_dsn))
     except (ClickHouseUnavailable, MigrationError) as exc:
@@ -86,6 +87,21 @@ def worker(
     # record: a third of the enrich agent's time) and writes cursor escapes into log files.
     runner.spinner = None
     runner.execute_from_commandline()
+
+
+def check_web_exposure(settings: Settings) -> None:
+    """Refuse to serve /sql beyond this machine without a token, or with unreadable token settings."""
+    from streams.apitoken import TokenError, is_loopback
+
+    try:
+        token = settings.resolved_api_token()
+    except TokenError as exc:
+        raise fail(str(exc)) from exc
+    if not token and not is_loopback(settings.web_host):
+        raise fail(
+            f"STREAMS_WEB_HOST={settings.web_host} serves /sql beyond this machine: set STREAMS_API_TOKEN "
+            "(or STREAMS_API_TOKEN_FILE) first"
+        )
 
 
 def freeze_long_lived_objects() -> None:
@@ -207,8 +223,13 @@ def migrate() -> None:
 
 
 def query_client(settings: Settings, *, write: bool = False) -> Any:
-    """A client to query with: the running worker (which owns an embedded database) or ClickHouse itself."""
+    """A client to query with: the running worker (which owns an embedded database) or ClickHouse itself.
+
+    Reads go to a read-only session (streams/clickhouse/readonly.py) wherever they run; only
+    `write=True` (`streams sql --write`, `streams migrate`) gets a session that can change data.
+    """
     from streams.clickhouse.client import ClickHouseUnavailable, connect, is_embedded
+    from streams.clickhouse.readonly import ReadOnlyClient
     from streams.worker_client import WorkerClient
 
     if is_embedded(settings.clickhouse_dsn):
@@ -218,7 +239,11 @@ def query_client(settings: Settings, *, write: bool = False) -> Any:
                 raise fail("the running worker owns the embedded database and serves reads only; stop it to write")
             return remote
     try:
-        return connect(settings.clickhouse_dsn)
+        if write:
+            return connect(settings.clickhouse_dsn)
+        reader = ReadOnlyClient(settings.clickhouse_dsn, settings.query_limits())
+        reader.client  # noqa: B018  (open now, so a database in use is reported here)
+        return reader
     except ClickHouseUnavailable as exc:
         raise fail(str(exc)) from exc
 
@@ -245,18 +270,24 @@ def print_result(columns: list[str], rows: list[Any], fmt: str) -> None:
 def sql(
     statement: str,
     format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-    write: Annotated[bool, typer.Option("--write", help="allow statements that change data")] = False,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="run on a session that can change data (the only way to write; without it ClickHouse "
+            "itself refuses writes, settings changes and table functions)",
+        ),
+    ] = False,
 ) -> None:
-    """Run SQL against ClickHouse (through the worker when it owns the embedded database)."""
-    from streams.sqlguard import WriteRefused, check_read_only
+    """Run SQL against ClickHouse (through the worker when it owns the embedded database).
+
+    Without --write the statement runs in ClickHouse's readonly mode, one statement per call, with a
+    time limit (STREAMS_SQL_TIMEOUT_SECONDS) and a result-size limit (STREAMS_SQL_MAX_RESULT_ROWS).
+    """
+    from streams.clickhouse.readonly import StatementRefused, first_line
 
     if format not in ("table", "csv", "json"):
         raise fail("--format is one of table, csv, json", 2)
-    if not write:
-        try:
-            statement = check_read_only(statement)
-        except WriteRefused as exc:
-            raise fail(str(exc), 2) from exc
     client = query_client(_settings(), write=write)
     try:
         if write:
@@ -264,8 +295,10 @@ def sql(
             console.print("ok")
             return
         result = client.query(statement)
+    except StatementRefused as exc:
+        raise fail(str(exc), 2) from exc
     except Exception as exc:
-        raise fail(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from exc
+        raise fail(first_line(exc)) from exc
     print_result(list(result.column_names), list(result.result_rows), format)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from streams import PROJECT_ROOT
+from streams.clickhouse.limits import QueryLimits
 
 ENV_PREFIX = "STREAMS_"
 
@@ -58,6 +59,12 @@ class Settings:
     api_token: str = ""
     #: A file holding the API token (first line), instead of STREAMS_API_TOKEN.
     api_token_file: str = ""
+    #: Ad-hoc SQL (`streams sql`, `/sql`, `streams query`): time limit per query ...
+    sql_timeout_seconds: float = 30.0
+    #: ... and the most rows a result may have (larger results are an error, not a truncation).
+    sql_max_result_rows: int = 100_000
+    #: Faust's own pages (/router, /table, /graph, /stats: the topology and table contents); off by default.
+    web_debug_pages: bool = False
 
     @property
     def broker_url(self) -> str:
@@ -77,12 +84,22 @@ class Settings:
 
         return read_api_token(self.api_token, self.api_token_file)
 
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(timeout_seconds=self.sql_timeout_seconds, max_result_rows=self.sql_max_result_rows)
+
     @property
     def worker_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected true or false")
     try:
         if kind is int:
             return int(raw)
@@ -109,6 +126,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be >= 1, got {settings.partitions}")
+    if settings.sql_timeout_seconds <= 0 or settings.sql_max_result_rows < 1:
+        raise SettingsError("STREAMS_SQL_TIMEOUT_SECONDS must be > 0 and STREAMS_SQL_MAX_RESULT_ROWS >= 1")
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     return settings

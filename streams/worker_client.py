@@ -43,6 +43,10 @@ def _converter(type_name: str) -> Callable[[Any], Any]:
 class WorkerClient:
     def __init__(self, settings: Settings, *, timeout: float = 60.0) -> None:
         self.base = settings.worker_url
+        token = settings.resolved_api_token()
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1.0, read=timeout), retries=False)
 
     def alive(self) -> bool:
@@ -58,13 +62,16 @@ class WorkerClient:
                 "POST",
                 f"{self.base}/sql",
                 body=orjson.dumps({"sql": sql, "parameters": parameters or {}}),
-                headers={"Content-Type": "application/json"},
+                headers=self.headers,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise WorkerUnavailable(f"no worker answers at {self.base}: {exc}") from exc
-        payload = orjson.loads(response.data)
+        try:
+            payload = orjson.loads(response.data)
+        except orjson.JSONDecodeError:
+            payload = {}
         if response.status != 200:
-            raise RuntimeError(payload.get("error", f"worker answered HTTP {response.status}"))
+            raise RuntimeError(payload.get("error") or f"worker answered HTTP {response.status}")
         # JSON has no dates: turn the worker's ISO strings back into what clickhouse-connect gives.
         converters = [_converter(t) for t in payload.get("types") or [""] * len(payload["columns"])]
         rows = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in payload["rows"]]

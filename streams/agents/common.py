@@ -13,6 +13,7 @@ from faust.streams import Stream
 
 from streams import metrics, topics
 from streams.app import dlq_topic, settings
+from streams.clickhouse.readonly import ReadOnlyClient
 from streams.clickhouse.writer import ClickHouseWriter
 from streams.ingest import Rejection, dead_letter
 from streams.models import DeadLetter
@@ -20,8 +21,10 @@ from streams.models import DeadLetter
 ENCODER = msgspec.json.Encoder()
 T = TypeVar("T")
 
-#: The worker's single ClickHouse connection (an embedded directory admits one process anyway).
+#: The worker's ClickHouse connection for inserts (an embedded directory admits one process anyway).
 writer = ClickHouseWriter(settings.clickhouse_dsn)
+#: A read-only session of its own for ad-hoc queries (/sql) and gauges: never the inserts' connection.
+reader = ReadOnlyClient(settings.clickhouse_dsn, settings.query_limits())
 
 
 def dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> DeadLetter:

@@ -1,24 +1,36 @@
 """Worker HTTP endpoints: /metrics (Prometheus), /health, /sql (read-only queries on the worker's
 ClickHouse, so `streams sql` works while the worker owns the embedded database), and the timers
-that refresh the lag and table-size gauges."""
+that refresh the lag and table-size gauges.
+
+/sql needs `Authorization: Bearer <STREAMS_API_TOKEN>` whenever a token is set (the worker refuses
+to bind beyond loopback without one), takes `application/json` only (so a web page cannot send it
+as a "simple" cross-site request), and runs on a read-only session of its own
+(streams/clickhouse/readonly.py), never on the connection the sinks insert with.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
-from streams.agents.common import writer
-from streams.app import app
-from streams.sqlguard import WriteRefused, check_read_only
+from streams.agents.common import reader
+from streams.apitoken import bearer_matches
+from streams.app import app, settings
+from streams.clickhouse.readonly import StatementRefused, first_line
 
 log = logging.getLogger(__name__)
 
 TABLES = ("comments", "dead_letters", "activity_windows", "alerts", "late_events")
+
+#: The token is read once at start: rotating it means restarting the worker (docs/operations).
+API_TOKEN = settings.resolved_api_token()
 
 
 @app.page("/metrics")
@@ -32,20 +44,70 @@ async def health_page(self: web.View, request: web.Request) -> web.Response:
     return self.json({"status": "ok", "assigned": assigned})
 
 
+class BadRequest(ValueError):
+    """A request the endpoint refuses: (HTTP status, one-line reason)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def authorize(request: web.Request) -> None:
+    """401 unless the request carries the API token (when one is set)."""
+    if not bearer_matches(request.headers.get("Authorization"), API_TOKEN):
+        raise BadRequest(401, "missing or wrong API token (send Authorization: Bearer <token>)")
+
+
+def media_type(request: web.Request) -> str:
+    return str(request.headers.get("Content-Type", "")).split(";", 1)[0].strip().lower()
+
+
+def json_body(request_body: bytes, content_type: str) -> dict[str, Any]:
+    """The body of a JSON API request as an object, or BadRequest with the reason."""
+    if content_type != "application/json":
+        raise BadRequest(415, f"send Content-Type: application/json (got {content_type or 'none'})")
+    try:
+        body = orjson.loads(request_body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(400, f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest(400, f"body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def sql_request(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(sql, parameters) of a /sql request body: {"sql": "...", "parameters": {...}}."""
+    sql = body.get("sql")
+    if not isinstance(sql, str):
+        raise BadRequest(400, '"sql" must be a string')
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(400, '"parameters" must be an object')
+    return sql, parameters
+
+
 @app.page("/sql")
 class SqlView(web.View):
     async def post(self, request: web.Request) -> web.Response:
-        body: dict[str, Any] = await request.json()
-        sql = str(body.get("sql", ""))
         try:
-            checked = check_read_only(sql)
-        except WriteRefused as exc:
+            authorize(request)
+            sql, parameters = sql_request(json_body(await request.read(), media_type(request)))
+        except BadRequest as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return self.json({"error": str(exc)}, status=exc.status, headers=headers)
+        try:
+            result = await asyncio.to_thread(reader.query, sql, parameters)
+        except StatementRefused as exc:
             return self.json({"error": str(exc)}, status=400)
-        try:
-            columns, types, rows = await writer.query(checked, body.get("parameters") or {})
         except Exception as exc:
-            return self.json({"error": str(exc)}, status=400)
-        return self.json({"columns": columns, "types": types, "rows": [[_plain(v) for v in row] for row in rows]})
+            return self.json({"error": first_line(exc)}, status=400)
+        return self.json(
+            {
+                "columns": list(result.column_names),
+                "types": list(result.column_types),
+                "rows": [[_plain(v) for v in row] for row in result.result_rows],
+            }
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -81,9 +143,19 @@ async def refresh_lag() -> None:
 @app.timer(interval=15.0)
 async def refresh_table_sizes() -> None:
     try:
-        sizes = await writer.table_rows(TABLES)
+        sizes = await asyncio.to_thread(table_rows, TABLES)
     except Exception as exc:
         log.debug("table sizes unavailable: %s", exc)
         return
     for name in TABLES:
         metrics.TABLE_ROWS.labels(name).set(sizes.get(name, 0))
+
+
+def table_rows(tables: tuple[str, ...]) -> dict[str, int]:
+    """Row counts (active parts, before dedup merges) for the table-size gauges."""
+    result = reader.query(
+        "SELECT table, toUInt64(sum(rows)) FROM system.parts WHERE active AND database = currentDatabase() "
+        "AND has({tables:Array(String)}, table) GROUP BY table",
+        {"tables": list(tables)},
+    )
+    return {str(t): int(n) for t, n in result.result_rows}

@@ -63,24 +63,3 @@ class ClickHouseWriter:
                 self._client = None  # a broken HTTP session is not reused
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
-
-    async def query(
-        self, sql: str, parameters: dict[str, Any] | None = None
-    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
-        """(column names, ClickHouse type names, rows)."""
-
-        def run() -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
-            result = self.client.query(sql, parameters=parameters or {})
-            types = [t.name for t in result.column_types]
-            return list(result.column_names), types, [tuple(r) for r in result.result_rows]
-
-        return await asyncio.to_thread(self._run, run)
-
-    async def table_rows(self, tables: Sequence[str]) -> dict[str, int]:
-        """Row counts (active parts, before dedup merges) for the table-size gauges."""
-        names = ", ".join(f"'{t}'" for t in tables)
-        _, _, rows = await self.query(
-            "SELECT table, sum(rows) FROM system.parts WHERE active AND database = currentDatabase() "
-            f"AND table IN ({names}) GROUP BY table"
-        )
-        return {str(t): int(n) for t, n in rows}
