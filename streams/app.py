@@ -11,6 +11,7 @@ from typing import Any
 import faust
 
 from streams import kafka_consumer, topics
+from streams.models import MAX_MESSAGE_BYTES
 from streams.settings import Settings, load_settings
 
 settings: Settings = load_settings()
@@ -43,6 +44,8 @@ app = faust.App(
     # Batch sends for a few milliseconds: one produce request per batch instead of per message.
     producer_linger=0.005,
     producer_max_batch_size=256 * 1024,
+    # The topics' max.message.bytes: any message the model allows can be sent (streams/models.py).
+    producer_max_request_size=MAX_MESSAGE_BYTES,
     broker_session_timeout=settings.session_timeout_seconds,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     autodiscover=False,

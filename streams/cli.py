@@ -177,7 +177,7 @@ def feed(
 
     settings = _settings()
     files = paths or sorted(SAMPLES_DIR.glob("*.txt"))
-    total_sent = total_bad = 0
+    total_sent = total_bad = total_dead = 0
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as progress:
@@ -193,11 +193,17 @@ def feed(
                 raise fail(f"feeding {path} to {settings.broker} failed: {exc}") from exc
             total_sent += stats.sent
             total_bad += stats.bad
+            total_dead += stats.dead_lettered
             for warning in result.warnings:
                 err.print(f"[yellow]{path.name}: {warning}[/]")
     err.print(
         f"sent {total_sent} messages to {settings.topic('comments.raw')}"
-        + (f" ({total_bad} unparseable lines, sent on for dead-lettering)" if total_bad else "")
+        + (
+            f" ({total_bad - total_dead} unparseable lines, sent on for dead-lettering)"
+            if total_bad > total_dead
+            else ""
+        )
+        + (f"; {total_dead} too large for Kafka, sent to {settings.topic('comments.dlq')}" if total_dead else "")
     )
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from streams import topics
+from streams import deadletters, topics
 from streams.kafka_admin import ensure_topics
+from streams.models import MAX_MESSAGE_BYTES, MAX_RAW_EVENT_BYTES, DeadLetter
 from streams.settings import Settings
 from streams.sources.registry import SourceItem
 
@@ -19,7 +21,24 @@ from streams.sources.registry import SourceItem
 class FeedStats:
     sent: int = 0
     bad: int = 0
+    #: Items too large for a Kafka message: sent to the dead-letter topic by the feeder itself.
+    dead_lettered: int = 0
     seconds: float = 0.0
+
+
+def oversize_dead_letter(item: SourceItem, *, raw_topic: str) -> DeadLetter:
+    """The feeder's own dead letter for an item no Kafka message can carry."""
+    where = f" ({item.origin})" if item.origin else ""
+    return deadletters.dead_letter(
+        "too_large",
+        f"{len(item.value)} bytes{where}; a message on {raw_topic} is at most {MAX_RAW_EVENT_BYTES}",
+        stage="feed",
+        raw=item.value,
+        topic=raw_topic,
+        partition=-1,
+        offset=-1,
+        origin=item.origin or f"sha256:{hashlib.sha256(item.value).hexdigest()}",
+    )
 
 
 class RateLimiter:
@@ -51,6 +70,7 @@ async def feed(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
         enable_idempotence=True,
+        max_request_size=MAX_MESSAGE_BYTES,
         linger_ms=5,
         max_batch_size=256 * 1024,
         request_timeout_ms=30000,
@@ -60,12 +80,22 @@ async def feed(
     started = time.perf_counter()
     limiter = RateLimiter(rate)
     pending: list[asyncio.Future[object]] = []
+    raw_topic = settings.topic(topics.RAW)
     try:
         for item in items:
             await limiter.wait()
-            pending.append(
-                await producer.send(settings.topic(topics.RAW), value=item.value, key=item.key.encode() or None)
-            )
+            key = item.key.encode() or None
+            if len(item.value) > MAX_RAW_EVENT_BYTES:
+                value, headers = deadletters.to_message(oversize_dead_letter(item, raw_topic=raw_topic))
+                pending.append(await producer.send(settings.topic(topics.DLQ), value=value, key=key, headers=headers))
+                stats.dead_lettered += 1
+                stats.sent += 1
+                stats.bad += 1
+                if on_sent:
+                    on_sent(item)
+                continue
+            origin = [(deadletters.ORIGIN_HEADER, item.origin.encode())] if item.origin else None
+            pending.append(await producer.send(raw_topic, value=item.value, key=key, headers=origin))
             stats.sent += 1
             stats.bad += int(item.bad)
             if on_sent:

@@ -13,7 +13,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams import topics
+from streams.models import MAX_MESSAGE_BYTES
 from streams.settings import Settings
+
+#: Stated, not left to the broker's default, so the model's byte limits (streams/models.py) hold.
+TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL) -> list[str]:
@@ -28,7 +32,15 @@ async def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL) -
             # A worker may create them at the same moment: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(name=n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
+                    [
+                        NewTopic(
+                            name=n,
+                            num_partitions=settings.partitions,
+                            replication_factor=1,
+                            topic_configs=TOPIC_CONFIG,
+                        )
+                        for n in missing
+                    ]
                 )
         return missing
     finally:

@@ -57,6 +57,12 @@ INSERT_ERRORS = Counter(
 DEAD_LETTERS = Counter(
     "streams_dead_letters", "Messages sent to the dead-letter topic", ["stage", "reason"], registry=REGISTRY
 )
+UNKNOWN_FIELDS = Counter(
+    "streams_unknown_fields",
+    "Event keys the schema does not define, kept on the comment (unknown_fields column)",
+    ["stage"],
+    registry=REGISTRY,
+)
 FLAGS = Counter("streams_flags", "Comments flagged, by category", ["category"], registry=REGISTRY)
 LATE_EVENTS = Counter(
     "streams_late_events", "Comments too late for their (already expired) window", ["kind"], registry=REGISTRY

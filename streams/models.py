@@ -6,15 +6,31 @@ the files are stale. Structs are msgspec types so that decoding doubles as valid
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
 
 SCHEMA_VERSION = 1
 
+# Size limits, in bytes of UTF-8 (Kafka counts bytes, not characters). They agree with the topics
+# the app creates (streams/kafka_admin.py): a message on comments.raw is at most MAX_MESSAGE_BYTES,
+# and a comment within these limits, once enriched, fits in one message of any internal topic.
+#: The broker's and our topics' max.message.bytes (Kafka's default), and the producers' request size.
+MAX_MESSAGE_BYTES = 1_048_588
+#: The largest raw event ingest reads (the rest of a message is Kafka's record overhead).
+MAX_RAW_EVENT_BYTES = 1_000_000
+MAX_ID_BYTES = 512
+MAX_NAME_BYTES = 512
+MAX_TITLE_BYTES = 4096
+MAX_URL_BYTES = 8192
+MAX_BODY_BYTES = 256 * 1024
+#: Dates ClickHouse's DateTime64 stores (1900-01-01 .. 2299-12-31); we accept from 1900 on.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+
 EventType = Literal["comment.created", "comment.edited", "comment.deleted"]
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+# max_length counts characters, each at least one byte: a first bound; ingest checks the bytes.
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_BYTES)]
 AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True, description="ISO 8601 with a UTC offset")]
 
 
@@ -30,15 +46,18 @@ class CommentEvent(msgspec.Struct, kw_only=True, frozen=True):
     event_type: EventType = "comment.created"
     source: NonEmpty
     thread_id: NonEmpty
-    thread_title: str | None = None
+    thread_title: Annotated[str, msgspec.Meta(max_length=MAX_TITLE_BYTES)] | None = None
     comment_id: NonEmpty
-    parent_id: str | None = None
-    parent_author: str | None = None
-    author: NonEmpty
+    parent_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_BYTES)] | None = None
+    parent_author: Annotated[str, msgspec.Meta(max_length=MAX_NAME_BYTES)] | None = None
+    author: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_BYTES)]
     posted_at: AwareDateTime
     edited_at: AwareDateTime | None = None
-    body: Annotated[str, msgspec.Meta(max_length=1_000_000)] = ""
-    url: str | None = None
+    body: Annotated[str, msgspec.Meta(max_length=MAX_BODY_BYTES)] = ""
+    url: Annotated[str, msgspec.Meta(max_length=MAX_URL_BYTES)] | None = None
+    #: Set by ingest, never by producers: keys the event had that this schema does not define, with
+    #: their JSON (each cut to 1 KiB), so a misspelt key ("parnet_id") is kept and visible, not lost.
+    unknown_fields: dict[str, str] | None = None
 
 
 class FlagResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -78,7 +97,11 @@ class EnrichedComment(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
-    """Input a stage could not accept, kept with the reason and the original bytes."""
+    """Input a stage could not accept, kept with the reason and the original bytes.
+
+    `raw` is the input as it was, or its first bytes when it was too large to keep whole
+    (`truncated`); `raw_length` and `raw_sha256` always describe the whole input.
+    """
 
     dead_letter_id: str
     stage: str
@@ -89,6 +112,11 @@ class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
     source_offset: int
     raw: bytes
     received_at: datetime
+    raw_length: int = 0
+    raw_sha256: str = ""
+    truncated: bool = False
+    #: Where a feeder read it ("path:line"), when it says so: a re-fed file's dead letters land once.
+    origin: str = ""
 
 
 def comment_event_schema() -> dict[str, object]:

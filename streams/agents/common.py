@@ -11,7 +11,7 @@ import faust
 import msgspec
 from faust.streams import Stream
 
-from streams import metrics, topics
+from streams import deadletters, metrics, topics
 from streams.app import dlq_topic, settings
 from streams.clickhouse.readonly import ReadOnlyClient
 from streams.clickhouse.writer import ClickHouseWriter
@@ -28,16 +28,26 @@ reader = ReadOnlyClient(settings.clickhouse_dsn, settings.query_limits())
 
 
 def dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> DeadLetter:
-    """The dead letter for `event`: its original bytes and where it was read from."""
+    """The dead letter for `event`: its original bytes, where it was read from, and the feeder's origin."""
     m = event.message
+    origin = deadletters.header_map(m.headers).get(deadletters.ORIGIN_HEADER, "")
     return dead_letter(
-        rejection, stage=stage, raw=as_bytes(m.value), topic=m.topic, partition=m.partition, offset=m.offset
+        rejection,
+        stage=stage,
+        raw=as_bytes(m.value),
+        topic=m.topic,
+        partition=m.partition,
+        offset=m.offset,
+        origin=origin,
     )
 
 
 async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> None:
+    """Send the event's dead letter and wait until the broker has it (the input is acknowledged after)."""
     letter = dead_letter_of(event, rejection, stage=stage)
-    await dlq_topic.send(key=event.message.key, value=ENCODER.encode(letter))
+    value, headers = deadletters.to_message(letter)
+    sent = await dlq_topic.send(key=event.message.key, value=value, headers=headers)
+    await sent
     metrics.DEAD_LETTERS.labels(stage, rejection.reason_code).inc()
     metrics.EVENTS_FAILED.labels(stage, rejection.reason_code).inc()
     metrics.EVENTS_OUT.labels(stage, topics.DLQ).inc()
@@ -49,7 +59,7 @@ async def decode_or_dead_letter(
     """Decode an event's value; a value that does not decode goes to the dead-letter topic (None)."""
     try:
         return decoder.decode(as_bytes(event.value))
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError) as exc:
         await send_dead_letter(event, Rejection(reason_code, str(exc)), stage=stage)
         return None
 

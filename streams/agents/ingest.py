@@ -21,5 +21,7 @@ async def ingest(stream: faust.StreamT[bytes]) -> None:
             if isinstance(result, Rejection):
                 await send_dead_letter(event, result, stage=AGENT)
                 continue
+            if result.unknown_fields:
+                metrics.UNKNOWN_FIELDS.labels(AGENT).inc(len(result.unknown_fields))
             await valid_topic.send(key=result.thread_id.encode(), value=ENCODER.encode(result))
             metrics.EVENTS_OUT.labels(AGENT, topics.VALID).inc()

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 import msgspec
 
-from streams import metrics
+from streams import deadletters, metrics
 from streams.agents.common import as_bytes, concrete, dead_letter_of, send_dead_letter, writer
 from streams.app import (
     activity_windows_topic,
@@ -31,7 +31,7 @@ from streams.models import DeadLetter, EnrichedComment
 from streams.windows.detectors import Alert
 from streams.windows.engine import LateEvent, WindowRow
 
-RowFn = Callable[[bytes], list[Any]]
+RowFn = Callable[[bytes, Any], list[Any]]  # (value, headers) -> row
 
 
 def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str], to_row: RowFn) -> None:
@@ -46,8 +46,8 @@ def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str],
             rows = []
             for event in events:
                 try:
-                    rows.append(to_row(as_bytes(event.value)))
-                except (msgspec.MsgspecError, ValueError) as exc:
+                    rows.append(to_row(as_bytes(event.value), event.message.headers))
+                except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
                     # Our own topics carry our own types, so this is a bug upstream: keep the bytes.
                     rejection = Rejection("undecodable", f"{table} sink could not decode: {exc}")
                     if source is dlq_topic:
@@ -68,12 +68,22 @@ def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str],
 _ENRICHED = msgspec.json.Decoder(EnrichedComment)
 _DEAD = msgspec.json.Decoder(DeadLetter)
 
+
+def dead_letter_from(value: bytes, headers: Any) -> list[Any]:
+    """A dead-letter row: from the headers, or from the JSON form written before migration 0004."""
+    try:
+        return dead_letter_row(deadletters.from_message(value, headers))
+    except deadletters.NotADeadLetter:
+        return dead_letter_row(_DEAD.decode(value))
+
+
 clickhouse_sink(
-    enriched_topic, table="comments", columns=COMMENT_COLUMNS, to_row=lambda raw: comment_row(_ENRICHED.decode(raw))
+    enriched_topic,
+    table="comments",
+    columns=COMMENT_COLUMNS,
+    to_row=lambda raw, _headers: comment_row(_ENRICHED.decode(raw)),
 )
-clickhouse_sink(
-    dlq_topic, table="dead_letters", columns=DEAD_LETTER_COLUMNS, to_row=lambda raw: dead_letter_row(_DEAD.decode(raw))
-)
+clickhouse_sink(dlq_topic, table="dead_letters", columns=DEAD_LETTER_COLUMNS, to_row=dead_letter_from)
 
 
 def struct_sink(source: faust.TopicT, table: str, struct: type[msgspec.Struct]) -> None:
@@ -83,7 +93,7 @@ def struct_sink(source: faust.TopicT, table: str, struct: type[msgspec.Struct]) 
         source,
         table=table,
         columns=struct.__struct_fields__,
-        to_row=lambda raw: list(msgspec.structs.astuple(decoder.decode(raw))),
+        to_row=lambda raw, _headers: list(msgspec.structs.astuple(decoder.decode(raw))),
     )
 
 

@@ -43,6 +43,7 @@ COMMENT_COLUMNS = (
     "enriched_at",
     "version",
     "is_deleted",
+    "unknown_fields",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -55,6 +56,10 @@ DEAD_LETTER_COLUMNS = (
     "source_offset",
     "raw",
     "received_at",
+    "raw_length",
+    "raw_sha256",
+    "truncated",
+    "origin",
 )
 
 
@@ -96,6 +101,7 @@ def comment_row(c: EnrichedComment) -> list[Any]:
         c.enriched_at or datetime.now(UTC),
         c.version,
         int(e.event_type == "comment.deleted"),
+        e.unknown_fields or {},
     ]
 
 
@@ -110,4 +116,8 @@ def dead_letter_row(d: DeadLetter) -> list[Any]:
         d.source_offset,
         d.raw,
         d.received_at,
+        d.raw_length,
+        d.raw_sha256,
+        int(d.truncated),
+        d.origin,
     ]

@@ -32,6 +32,8 @@ class SourceItem:
     value: bytes
     bad: bool = False
     reason: str | None = None
+    #: Where it was read ("path:line"), for bad lines: their dead letters say so and land once per line.
+    origin: str = ""
 
 
 class SourceResult:
@@ -113,10 +115,13 @@ def _threaddump_result(path: Path, tz: str) -> SourceResult:
 
 
 def _jsonl_items(path: Path, warnings: list[str]) -> Iterator[SourceItem]:
+    where = path.resolve()
     with path.open("rb") as fh:
         for parsed in parse_jsonlines(fh, source_name=str(path)):
             if isinstance(parsed, BadLine):
-                warnings.append(f"{path}: line {parsed.line_no}: {parsed.reason}")
-                yield SourceItem(key="", value=parsed.raw, bad=True, reason=parsed.reason)
+                warnings.append(f"{path}: line {parsed.line_no}: {parsed.reason[:300]}")
+                yield SourceItem(
+                    key="", value=parsed.raw, bad=True, reason=parsed.reason, origin=f"{where}:{parsed.line_no}"
+                )
             else:
                 yield SourceItem(key=parsed.thread_id, value=msgspec.json.encode(parsed))

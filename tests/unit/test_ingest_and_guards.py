@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from streams.enrich.authors import observe
-from streams.ingest import Rejection, dead_letter, validate
+from streams.ingest import Rejection, validate
 from streams.models import CommentEvent
 from streams.settings import SettingsError, load_settings
 
@@ -52,14 +52,6 @@ def test_rejections_have_a_code_and_a_reason(raw: bytes, code: str, words: str) 
     assert isinstance(result, Rejection)
     assert result.reason_code == code
     assert words in result.reason
-
-
-def test_dead_letter_id_is_its_source_position() -> None:
-    r = Rejection("empty", "empty message")
-    a = dead_letter(r, stage="ingest", raw=b"", topic="comments.raw", partition=1, offset=7)
-    b = dead_letter(r, stage="ingest", raw=b"", topic="comments.raw", partition=1, offset=7)
-    c = dead_letter(r, stage="ingest", raw=b"", topic="comments.raw", partition=1, offset=8)
-    assert a.dead_letter_id == b.dead_letter_id != c.dead_letter_id
 
 
 def test_settings_from_environment() -> None:
