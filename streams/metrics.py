@@ -87,3 +87,30 @@ WATERMARK_SECONDS = Gauge(
     ["partition"],
     registry=REGISTRY,
 )
+
+
+AGENT_CRASHES = Counter(
+    "streams_agent_crashes", "Agent crashes (the agent restarts and replays what it held)", ["agent"], registry=REGISTRY
+)
+#: Crashes this close together mean an agent is crash-looping (/health answers 503).
+CRASH_LOOP_WINDOW_SECONDS = 120.0
+CRASH_LOOP_CRASHES = 3
+_recent_crashes: dict[str, list[float]] = {}
+
+
+def note_agent_crash(agent: str, now: float) -> None:
+    """Count a crash of `agent` (metric, and the recent history /health looks at)."""
+    AGENT_CRASHES.labels(agent).inc()
+    history = _recent_crashes.setdefault(agent, [])
+    history.append(now)
+    del history[: max(0, len(history) - CRASH_LOOP_CRASHES)]
+
+
+def crash_looping_agents(now: float) -> list[str]:
+    """One line per agent that crashed CRASH_LOOP_CRASHES times within the window."""
+    looping = []
+    for agent, history in sorted(_recent_crashes.items()):
+        recent = [t for t in history if now - t <= CRASH_LOOP_WINDOW_SECONDS]
+        if len(recent) >= CRASH_LOOP_CRASHES:
+            looping.append(f"agent {agent} crashed {len(recent)} times in {CRASH_LOOP_WINDOW_SECONDS:.0f}s")
+    return looping

@@ -54,7 +54,8 @@ class WorkerClient:
             response = self.http.request("GET", f"{self.base}/health", timeout=1.0)
         except urllib3.exceptions.HTTPError:
             return False
-        return response.status == 200
+        # 503 is a worker that answers but is degraded (/health says why): still the one to ask.
+        return response.status in (200, 503)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         try:

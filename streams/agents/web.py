@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import date, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
-from streams.agents.common import reader
+from streams.agents.common import reader, writer
 from streams.apitoken import bearer_matches
 from streams.app import app, settings
 from streams.clickhouse.readonly import StatementRefused, first_line
@@ -38,10 +39,25 @@ async def metrics_page(self: web.View, request: web.Request) -> web.Response:
     return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
+#: Inserts failing for this long make /health answer 503 (a retry or two is normal, not sickness).
+INSERTS_FAILING_SECONDS = 30.0
+
+
+def health_problems(now: float) -> list[str]:
+    """What makes this worker unhealthy now (empty: healthy)."""
+    problems = []
+    if writer.failing_since is not None and now - writer.failing_since > INSERTS_FAILING_SECONDS:
+        problems.append(f"ClickHouse inserts failing for {now - writer.failing_since:.0f}s ({writer.last_error})")
+    problems.extend(metrics.crash_looping_agents(now))
+    return problems
+
+
 @app.page("/health")
 async def health_page(self: web.View, request: web.Request) -> web.Response:
     assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-    return self.json({"status": "ok", "assigned": assigned})
+    problems = health_problems(time.monotonic())
+    status = "degraded" if problems else "ok"
+    return self.json({"status": status, "problems": problems, "assigned": assigned}, status=503 if problems else 200)
 
 
 class BadRequest(ValueError):

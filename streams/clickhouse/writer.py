@@ -29,6 +29,9 @@ class ClickHouseWriter:
         self.max_backoff_seconds = max_backoff_seconds
         self._client: Client | None = None
         self._lock = threading.Lock()
+        #: Monotonic time since which inserts have been failing (None: the last one succeeded).
+        self.failing_since: float | None = None
+        self.last_error: str = ""
 
     @property
     def client(self) -> Client:
@@ -54,11 +57,15 @@ class ClickHouseWriter:
         while True:
             try:
                 await asyncio.to_thread(self.insert_sync, table, rows, columns)
+                self.failing_since = None
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 metrics.INSERT_ERRORS.labels(table).inc()
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                self.last_error = f"insert into {table}: {type(exc).__name__}"
                 log.warning("insert of %d rows into %s failed (%s); retrying in %.1fs", len(rows), table, exc, delay)
                 self._client = None  # a broken HTTP session is not reused
                 await asyncio.sleep(delay)
