@@ -164,7 +164,8 @@ def _version_batches() -> list[list[SeedComment]]:
     return [first, updates, replay]
 
 
-_COMMENT_COLUMNS = list(COMMENT_COLUMNS)
+# Columns added later (unknown_fields, migration 0004) take their defaults in the seed.
+_COMMENT_COLUMNS = [c for c in COMMENT_COLUMNS if c != "unknown_fields"]
 
 
 def _comment_rows(rows: list[SeedComment]) -> list[list[object]]:
@@ -375,7 +376,7 @@ DEAD_LETTERS = [
         BASE + timedelta(minutes=12),
     ],
 ]
-_DEAD_LETTER_COLUMNS = list(DEAD_LETTER_COLUMNS)
+_DEAD_LETTER_COLUMNS = list(DEAD_LETTER_COLUMNS[: DEAD_LETTER_COLUMNS.index("received_at") + 1])
 
 LATE_EVENTS = [
     [

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse.client import connect
 from streams.clickhouse.migrations import migrate
+from streams.clickhouse.readonly import ReadOnlyClient
 from streams.queries import QUERIES_DIR, NamedQuery, QueryError, list_queries, load_query, parse
 from tests.integration.seed_data import BASE, DEAD_LETTERS, SeedComment, seed_all, visible_comments
 
@@ -151,11 +152,19 @@ def test_placeholder_types_compare_ignoring_spaces(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ch_seeded(chdb_root: Path) -> Iterator[Client]:
+def seeded_dsn(chdb_root: Path) -> str:
     # Seeded once for the module: a fresh database in the session's one embedded directory.
-    client = connect(f"chdb://{chdb_root}?database=t_queries_{uuid.uuid4().hex[:8]}")
+    dsn = f"chdb://{chdb_root}?database=t_queries_{uuid.uuid4().hex[:8]}"
+    client = connect(dsn)
     migrate(client)
     seed_all(client)
+    client.close()
+    return dsn
+
+
+@pytest.fixture(scope="module")
+def ch_seeded(seeded_dsn: str) -> Iterator[Client]:
+    client = connect(seeded_dsn)
     yield client
     client.close()
 
@@ -177,6 +186,16 @@ def _replies() -> list[tuple[SeedComment, SeedComment]]:
 def test_every_query_runs_with_its_defaults(ch_seeded: Client, query: NamedQuery) -> None:
     given = {"author": "bob"} if query.name == "author_profile" else {}
     assert rows(ch_seeded, query.name, **given), query.name
+
+
+@pytest.mark.clickhouse
+def test_every_query_runs_read_only(seeded_dsn: str, ch_seeded: Client) -> None:
+    """`streams query` runs on the read-only session: every named query must work there, unchanged."""
+    reader = ReadOnlyClient(seeded_dsn)
+    for query in list_queries():
+        given = {"author": "bob"} if query.name == "author_profile" else {}
+        sql, params = query.bind(given)
+        assert reader.query(sql, params).result_rows == ch_seeded.query(sql, parameters=params).result_rows
 
 
 @pytest.mark.clickhouse
