@@ -62,7 +62,7 @@ def worker(
     from streams.clickhouse.migrations import MigrationError, migrate
 
     try:
-        applied = migrate(connect(settings.clickhouse_dsn))
+        applied = migrate(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
     except (ClickHouseUnavailable, MigrationError) as exc:
         raise fail(str(exc)) from exc
     for m in applied:
@@ -197,7 +197,7 @@ def migrate() -> None:
 
     settings = _settings()
     try:
-        applied = run_migrations(connect(settings.clickhouse_dsn))
+        applied = run_migrations(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
     except (ClickHouseUnavailable, MigrationError) as exc:
         raise fail(str(exc)) from exc
     if not applied:

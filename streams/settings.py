@@ -25,6 +25,8 @@ class Settings:
     broker: str = "127.0.0.1:9092"
     #: chdb:///path (embedded ClickHouse, the default) or http(s)://user:pass@host:8123/db.
     clickhouse_dsn: str = f"chdb://{PROJECT_ROOT / '.streams-data' / 'chdb'}"
+    #: ClickHouse cluster name: migrations create Replicated tables + Distributed ones ON CLUSTER (empty: one node).
+    clickhouse_cluster: str = ""
     #: Prepended to every topic name, so several pipelines (or test runs) can share one broker.
     topic_prefix: str = ""
     #: Faust application id (consumer group, changelog topic names); the topic prefix is added.
@@ -109,6 +111,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be >= 1, got {settings.partitions}")
+    if settings.clickhouse_cluster and settings.clickhouse_dsn.startswith("chdb://"):
+        raise SettingsError("STREAMS_CLICKHOUSE_CLUSTER needs a ClickHouse server: an http(s):// STREAMS_CLICKHOUSE_DSN")
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     return settings
