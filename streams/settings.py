@@ -112,7 +112,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be >= 1, got {settings.partitions}")
     if settings.clickhouse_cluster and settings.clickhouse_dsn.startswith("chdb://"):
-        raise SettingsError("STREAMS_CLICKHOUSE_CLUSTER needs a ClickHouse server: an http(s):// STREAMS_CLICKHOUSE_DSN")
+        raise SettingsError("STREAMS_CLICKHOUSE_CLUSTER needs a server: an http(s):// STREAMS_CLICKHOUSE_DSN")
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     return settings

@@ -82,9 +82,8 @@ def test_engine_arguments_and_sharding_key_follow_the_table() -> None:
         "PARTITION BY toYYYYMM(now()) ORDER BY (a, toStartOfHour(now())) SETTINGS index_granularity = 1024",
         "c1",
     )
-    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/t_local', '{replica}', v, d)" in (
-        local
-    )
+    engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/t_local', '{replica}', v, d)"
+    assert f"ENGINE = {engine}" in local
     assert local.rstrip().endswith("SETTINGS index_granularity = 1024")
     assert distributed.endswith("cityHash64(a, toStartOfHour(now())))")
     _, bare_key = cluster_statements("CREATE TABLE x (a String) ENGINE = MergeTree ORDER BY a", "c1")
