@@ -384,12 +384,12 @@ def schema(
 @cli.command("settings")
 def show_settings() -> None:
     """List the STREAMS_* environment variables, their values here and what they do."""
-    from streams.settings import describe_settings
+    from streams.settings import describe_settings, display_value
 
     current = _settings()
     table = Table("variable", "value", "meaning")
     for var, _default, meaning in describe_settings():
-        table.add_row(var, str(getattr(current, var.removeprefix("STREAMS_").lower())), meaning)
+        table.add_row(var, display_value(current, var.removeprefix("STREAMS_").lower()), meaning)
     console.print(table)
 
 

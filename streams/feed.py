@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.kafka_admin import ensure_topics
+from streams.kafka_security import aiokafka_options
 from streams.settings import Settings
 from streams.sources.registry import SourceItem
 
@@ -48,7 +49,7 @@ async def feed(
     """Send every item (bad lines too: ingest dead-letters them with the reason) and wait for acks."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

@@ -13,12 +13,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams import topics
+from streams.kafka_security import aiokafka_options
 from streams.settings import Settings
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL) -> list[str]:
     """Create missing topics; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from streams import PROJECT_ROOT
-from streams.settings import describe_settings, load_settings
+from streams.settings import Settings, describe_settings, load_settings
 from tests.k8s_render import Doc, RenderError, render
 
 K8S = PROJECT_ROOT / "deploy" / "k8s"
@@ -22,7 +23,8 @@ OVERLAYS = ["local", "production"]
 KUBERNETES_VERSION = "1.33.0"
 #: Made out of band in production (the overlay's comment says how); its keys are checked below.
 EXTERNAL_SECRET = "comment-streams-secrets"
-SECRET_KEYS = {"api-token", "clickhouse-dsn"}
+SECRET_KEYS = {"api-token", "clickhouse-dsn", "kafka-sasl-password", "ca.crt"}
+FILE_SETTINGS = re.compile(r"^STREAMS_\w+_(FILE|CAFILE|CERTFILE|KEYFILE)$")
 
 
 def rendered(overlay: str) -> list[Doc]:
@@ -86,25 +88,48 @@ def test_the_renderer_refuses_fields_it_does_not_implement(tmp_path: Path) -> No
         render(tmp_path)
 
 
-def _settings_env(docs: list[Doc], container: Doc) -> dict[str, str]:
+def mounted_files(doc: Doc, container: Doc) -> set[str]:
+    """Paths of the Secret items a container sees."""
+    volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"].get("volumes", [])}
+    paths = set()
+    for mount in container.get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        for item in secret["items"] if secret else []:
+            paths.add(f"{mount['mountPath']}/{item['path']}")
+    return paths
+
+
+def container_settings(docs: list[Doc], doc: Doc, container: Doc, tmp_path: Path) -> Settings:
+    """The settings the container would load; every file it names must be mounted from the Secret."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
     for var in container.get("env", []):
-        # Secret values are not in the manifests (production); a placeholder of the right shape.
-        env[var["name"]] = var.get("value", "http://user:secret@clickhouse:8123/streams")
-    return env
+        env[var["name"]] = var.get("value", "<from the Secret>")
+    files = mounted_files(doc, container)
+    for name, value in env.items():
+        if FILE_SETTINGS.match(name):
+            assert value in files, f"{container['name']}: {name}={value} is not mounted ({sorted(files)})"
+            stand_in = tmp_path / value.strip("/").replace("/", "_")
+            stand_in.write_text("stand-in\n")
+            env[name] = str(stand_in)
+    # The DSN is a secret value: a placeholder of the right shape (https when a CA bundle is given).
+    scheme = "https" if env.get("STREAMS_CLICKHOUSE_CA_FILE") else "http"
+    env["STREAMS_CLICKHOUSE_DSN"] = f"{scheme}://streams@clickhouse:8123/streams"
+    return load_settings(env)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_workers_match_the_settings_table(overlay: str) -> None:
+def test_workers_and_the_job_match_the_settings_table(overlay: str, tmp_path: Path) -> None:
     docs = rendered(overlay)
     worker = find(docs, "Deployment", "comment-streams-worker")
     (container,) = containers(worker)
-    env = _settings_env(docs, container)
     known = {var for var, _, _ in describe_settings()}
-    assert {k for k in env if k.startswith("STREAMS_")} <= known, {k for k in env if k.startswith("STREAMS_")} - known
-    settings = load_settings(env)
+    config = find(docs, "ConfigMap", "comment-streams-config")["data"]
+    assert set(config) <= known, set(config) - known
+    job = find(docs, "Job", "comment-streams-migrate")
+    container_settings(docs, job, containers(job)[0], tmp_path)
+    settings = container_settings(docs, worker, container, tmp_path)
     assert container["command"] == ["streams", "worker"]
     (http,) = container["ports"]
     assert http["containerPort"] == settings.web_port and settings.web_host == "0.0.0.0"
@@ -115,11 +140,10 @@ def test_workers_match_the_settings_table(overlay: str) -> None:
     assert 2 <= replicas <= settings.partitions and settings.partitions % replicas == 0
     annotations = worker["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(settings.web_port)
-    # Bound beyond loopback, the worker requires the API token: a file from the Secret's volume.
+    # Bound beyond loopback, the worker requires the API token: a file (mounted from the Secret, as
+    # container_settings checked for every *_FILE setting).
+    assert settings.api_token_file and not settings.api_token
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in worker["spec"]["template"]["spec"]["volumes"]}
-    (secret_volume,) = [n for n, v in volumes.items() if "secret" in v]
-    assert settings.api_token_file.startswith(mounts[secret_volume] + "/")
     assert settings.data_dir.startswith(mounts["data"])
 
 
@@ -179,8 +203,12 @@ def test_every_container_is_pinned_bounded_and_refers_to_what_exists(overlay: st
         assert all(f"--from-file={key}=" in text for key in SECRET_KEYS), "the overlay documents every key"
 
 
-def test_production_uses_the_clickhouse_cluster_schema() -> None:
+def test_production_is_secured_and_uses_the_clickhouse_cluster_schema() -> None:
     docs = rendered("production")
     config = find(docs, "ConfigMap", "comment-streams-config")["data"]
     assert config["STREAMS_CLICKHOUSE_CLUSTER"]
     assert len(config["STREAMS_BROKER"].split(",")) >= 3
+    assert config["STREAMS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["STREAMS_KAFKA_SASL_MECHANISM"].startswith("SCRAM-")
+    assert config["STREAMS_CLICKHOUSE_CA_FILE"] and config["STREAMS_KAFKA_SSL_CAFILE"]
+    assert not any("PASSWORD" in k and not k.endswith("_FILE") for k in config), "passwords belong in the Secret"
