@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: demo run test test-archive-50k unit integration lint typecheck bench broker-start broker-stop clean system-deps
+.PHONY: cluster-ddl demo run test test-archive-50k unit integration lint typecheck bench broker-start broker-stop clean system-deps
 
 # `streams demo` starts the broker if none answers, and stops what it started.
 demo: $(STAMP) system-deps
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Regenerate deploy/clickhouse-cluster/*.sql (the ON CLUSTER form of schemas/clickhouse/) after adding a migration.
+cluster-ddl: $(STAMP)
+	$(BIN)/python -m streams.clickhouse.cluster --write
 
 bench: $(STAMP)
 	$(BIN)/python bench/flags_eval.py

@@ -11,6 +11,7 @@ from typing import Any
 import faust
 
 from streams import kafka_consumer, topics
+from streams.kafka_security import faust_credentials
 from streams.models import MAX_MESSAGE_BYTES
 from streams.settings import Settings, load_settings
 
@@ -21,6 +22,8 @@ app = faust.App(
     broker=settings.broker_url,
     # The consumer that never commits what it has not processed (streams/kafka_consumer.py).
     broker_consumer=settings.broker_url.replace("kafka://", f"{kafka_consumer.SCHEME}://"),
+    # TLS and/or SASL from the STREAMS_KAFKA_* settings (None: PLAINTEXT).
+    broker_credentials=faust_credentials(settings),
     store="memory://",
     datadir=settings.data_dir,
     topic_partitions=settings.partitions,

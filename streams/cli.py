@@ -63,7 +63,7 @@ def worker(
 
     check_web_exposure(settings)
     try:
-        applied = migrate(connect(settings.clickhouse_dsn))
+        applied = migrate(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
     except (ClickHouseUnavailable, MigrationError) as exc:
         raise fail(str(exc)) from exc
     for m in applied:
@@ -219,7 +219,7 @@ def migrate() -> None:
 
     settings = _settings()
     try:
-        applied = run_migrations(connect(settings.clickhouse_dsn))
+        applied = run_migrations(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
     except (ClickHouseUnavailable, MigrationError) as exc:
         raise fail(str(exc)) from exc
     if not applied:
@@ -423,12 +423,12 @@ def schema(
 @cli.command("settings")
 def show_settings() -> None:
     """List the STREAMS_* environment variables, their values here and what they do."""
-    from streams.settings import describe_settings
+    from streams.settings import describe_settings, display_value
 
     current = _settings()
     table = Table("variable", "value", "meaning")
     for var, _default, meaning in describe_settings():
-        table.add_row(var, str(getattr(current, var.removeprefix("STREAMS_").lower())), meaning)
+        table.add_row(var, display_value(current, var.removeprefix("STREAMS_").lower()), meaning)
     console.print(table)
 
 

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import deadletters, topics
 from streams.kafka_admin import ensure_topics
+from streams.kafka_security import aiokafka_options
 from streams.models import MAX_MESSAGE_BYTES, MAX_RAW_EVENT_BYTES, DeadLetter
 from streams.settings import Settings
 from streams.sources.registry import SourceItem
@@ -67,7 +68,7 @@ async def feed(
     """Send every item (bad lines too: ingest dead-letters them with the reason) and wait for acks."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_options(settings),
         acks="all",
         enable_idempotence=True,
         max_request_size=MAX_MESSAGE_BYTES,

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams import topics
+from streams.kafka_security import aiokafka_options
 from streams.models import MAX_MESSAGE_BYTES
 from streams.settings import Settings
 
@@ -22,7 +23,7 @@ TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 
 async def ensure_topics(settings: Settings, names: Iterable[str] = topics.ALL) -> list[str]:
     """Create missing topics; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

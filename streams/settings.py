@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from streams import PROJECT_ROOT
 from streams.clickhouse.limits import QueryLimits
@@ -25,7 +25,9 @@ class Settings:
     #: Kafka bootstrap servers, comma-separated host:port (a kafka:// prefix is accepted).
     broker: str = "127.0.0.1:9092"
     #: chdb:///path (embedded ClickHouse, the default) or http(s)://user:pass@host:8123/db.
-    clickhouse_dsn: str = f"chdb://{PROJECT_ROOT / '.streams-data' / 'chdb'}"
+    clickhouse_dsn: str = field(default=f"chdb://{PROJECT_ROOT / '.streams-data' / 'chdb'}", repr=False)
+    #: ClickHouse cluster name: migrations create Replicated tables + Distributed ones ON CLUSTER (empty: one node).
+    clickhouse_cluster: str = ""
     #: Prepended to every topic name, so several pipelines (or test runs) can share one broker.
     topic_prefix: str = ""
     #: Faust application id (consumer group, changelog topic names); the topic prefix is added.
@@ -56,7 +58,7 @@ class Settings:
     window_idle_seconds: float = 30.0
     #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and
     #: always when the web server binds beyond loopback). Never logged.
-    api_token: str = ""
+    api_token: str = field(default="", repr=False)
     #: A file holding the API token (first line), instead of STREAMS_API_TOKEN.
     api_token_file: str = ""
     #: Ad-hoc SQL (`streams sql`, `/sql`, `streams query`): time limit per query ...
@@ -65,6 +67,27 @@ class Settings:
     sql_max_result_rows: int = 100_000
     #: Faust's own pages (/router, /table, /graph, /stats: the topology and table contents); off by default.
     web_debug_pages: bool = False
+    # -- secure connections (streams/kafka_security.py; secrets from files or env, never logged) --
+    #: Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: str = "PLAINTEXT"
+    #: SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    kafka_sasl_mechanism: str = "PLAIN"
+    #: SASL user name.
+    kafka_sasl_username: str = ""
+    #: SASL password (or STREAMS_KAFKA_SASL_PASSWORD_FILE). Never logged.
+    kafka_sasl_password: str = field(default="", repr=False)
+    #: A file holding the SASL password (first line).
+    kafka_sasl_password_file: str = ""
+    #: CA bundle (PEM) to verify the brokers with SSL/SASL_SSL (empty: the system's CAs).
+    kafka_ssl_cafile: str = ""
+    #: Client certificate (PEM) for brokers that require mutual TLS.
+    kafka_ssl_certfile: str = ""
+    #: The client certificate's private key (PEM).
+    kafka_ssl_keyfile: str = ""
+    #: CA bundle (PEM) to verify an https:// ClickHouse server (added to the DSN as ca_cert).
+    clickhouse_ca_file: str = ""
+    #: A file holding the ClickHouse password (first line), instead of one in the DSN.
+    clickhouse_password_file: str = ""
 
     @property
     def broker_url(self) -> str:
@@ -124,13 +147,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kind = type(getattr(Settings(), name))
         values[name] = _convert(name, raw, kind)
     settings = Settings(**values)  # type: ignore[arg-type]
+    from streams.kafka_security import check_kafka_security, with_clickhouse_security
+
+    check_kafka_security(settings)
+    settings = with_clickhouse_security(settings)
     if settings.partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be >= 1, got {settings.partitions}")
     if settings.sql_timeout_seconds <= 0 or settings.sql_max_result_rows < 1:
         raise SettingsError("STREAMS_SQL_TIMEOUT_SECONDS must be > 0 and STREAMS_SQL_MAX_RESULT_ROWS >= 1")
+    if settings.clickhouse_cluster and settings.clickhouse_dsn.startswith("chdb://"):
+        raise SettingsError("STREAMS_CLICKHOUSE_CLUSTER needs a server: an http(s):// STREAMS_CLICKHOUSE_DSN")
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     return settings
+
+
+#: Settings whose values `streams settings` and logs never show.
+SECRET_SETTINGS = frozenset({"api_token", "kafka_sasl_password"})
+
+
+def display_value(settings: Settings, name: str) -> str:
+    """A setting's value as `streams settings` shows it: secrets masked, DSN passwords redacted."""
+    value = str(getattr(settings, name))
+    if name in SECRET_SETTINGS:
+        return "***" if value else ""
+    if name == "clickhouse_dsn":
+        from urllib.parse import urlparse
+
+        password = urlparse(value).password
+        return value.replace(f":{password}@", ":***@") if password else value
+    return value
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

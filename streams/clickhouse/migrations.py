@@ -2,6 +2,8 @@
 
 Applied versions are tracked in `schema_migrations`. Every statement is written to be re-runnable
 (IF NOT EXISTS), so a run interrupted between a statement and its bookkeeping row is safe to repeat.
+With a cluster name (STREAMS_CLICKHOUSE_CLUSTER) each statement is sent in its cluster form
+(streams/clickhouse/cluster.py: Replicated local tables + Distributed tables, ON CLUSTER).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from streams import PROJECT_ROOT
+from streams.clickhouse.cluster import ClusterDDLError, cluster_statements, migrations_table_ddl
 
 MIGRATIONS_DIR = PROJECT_ROOT / "schemas" / "clickhouse"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -56,18 +59,18 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def applied_versions(client: Client) -> dict[int, str]:
-    client.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+def applied_versions(client: Client, cluster: str = "") -> dict[int, str]:
+    client.command(migrations_table_ddl(cluster))
     rows = client.query("SELECT version, checksum FROM schema_migrations FINAL").result_rows
     return {int(v): str(c) for v, c in rows}
 
 
-def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply the migrations not yet applied; return them. Refuses if an applied file was edited."""
-    done = applied_versions(client)
+def migrate(client: Client, directory: Path = MIGRATIONS_DIR, *, cluster: str = "") -> list[Migration]:
+    """Apply the migrations not yet applied; return them. Refuses if an applied file was edited.
+
+    `cluster`: a ClickHouse cluster name to apply the cluster form ON CLUSTER; '' for one node.
+    """
+    done = applied_versions(client, cluster)
     applied: list[Migration] = []
     for migration in discover(directory):
         if migration.version in done:
@@ -77,7 +80,11 @@ def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[Migration]
                     "forward-only: add a new numbered file instead"
                 )
             continue
-        for statement in migration.statements():
+        try:
+            statements = [s for statement in migration.statements() for s in cluster_statements(statement, cluster)]
+        except ClusterDDLError as exc:
+            raise MigrationError(f"{migration.path.name}: {exc}") from exc
+        for statement in statements:
             try:
                 client.command(statement)
             except Exception as exc:

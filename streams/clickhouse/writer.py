@@ -4,6 +4,9 @@ clickhouse-connect is blocking, so calls run in a worker thread; a lock serialis
 the embedded engine and an HTTP session are both safest used by one caller at a time. Inserts retry
 with capped exponential backoff until ClickHouse accepts them or the worker stops: the caller's
 Kafka offsets stay uncommitted meanwhile (backpressure), so a ClickHouse outage loses nothing.
+
+A caller that knows which input a batch came from passes `dedup_token` (see `dedup_token()`):
+replicated tables (cluster mode) then drop a re-sent block instead of storing it twice.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ from streams import metrics
 from streams.clickhouse.client import connect
 
 log = logging.getLogger(__name__)
+
+
+def dedup_token(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
+    """The insert_deduplication_token of a batch made from offsets first..last of one partition."""
+    return f"{topic}:{partition}:{first_offset}-{last_offset}"
+
+
+def insert_settings(token: str | None) -> dict[str, Any]:
+    """Per-insert settings: the deduplication token when there is one (ignored by plain MergeTree)."""
+    return {"insert_deduplication_token": token} if token else {}
 
 
 class ClickHouseWriter:
@@ -43,20 +56,28 @@ class ClickHouseWriter:
         with self._lock:
             return fn(*args, **kwargs)
 
-    def insert_sync(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+    def insert_sync(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], *, dedup_token: str | None = None
+    ) -> None:
         started = time.perf_counter()
-        self._run(lambda: self.client.insert(table, rows, column_names=list(columns)))
+        options = insert_settings(dedup_token)
+        self._run(lambda: self.client.insert(table, rows, column_names=list(columns), settings=options))
         metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INSERT_ROWS.labels(table).inc(len(rows))
 
-    async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
-        """Insert until it succeeds; raises only CancelledError (worker stopping)."""
+    async def insert(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], *, dedup_token: str | None = None
+    ) -> None:
+        """Insert until it succeeds; raises only CancelledError (worker stopping).
+
+        Every retry sends the same `dedup_token`, so a retry after a lost acknowledgement is dropped
+        by replicated tables instead of stored twice."""
         if not rows:
             return
         delay = 0.2
         while True:
             try:
-                await asyncio.to_thread(self.insert_sync, table, rows, columns)
+                await asyncio.to_thread(self.insert_sync, table, rows, columns, dedup_token=dedup_token)
                 self.failing_since = None
                 return
             except asyncio.CancelledError:

@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER 'streams' (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/schema_migrations', '{shard}-{replica}') ORDER BY version;
