@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
@@ -20,6 +24,8 @@ class FeedStats:
     sent: int = 0
     bad: int = 0
     seconds: float = 0.0
+    #: Messages the broker acknowledged (acks=all), counted as acks arrive: exact after a Ctrl-C too.
+    acked: int = 0
 
 
 class RateLimiter:
@@ -44,8 +50,12 @@ async def feed(
     *,
     rate: float | None = None,
     on_sent: Callable[[SourceItem], None] | None = None,
+    stats: FeedStats | None = None,
 ) -> FeedStats:
-    """Send every item (bad lines too: ingest dead-letters them with the reason) and wait for acks."""
+    """Send every item (bad lines too: ingest dead-letters them with the reason) and wait for acks.
+
+    Pass `stats` to read what was sent and acknowledged even when the feed is interrupted.
+    """
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -56,16 +66,16 @@ async def feed(
         request_timeout_ms=30000,
     )
     await producer.start()
-    stats = FeedStats()
+    stats = stats if stats is not None else FeedStats()
     started = time.perf_counter()
     limiter = RateLimiter(rate)
     pending: list[asyncio.Future[object]] = []
     try:
         for item in items:
             await limiter.wait()
-            pending.append(
-                await producer.send(settings.topic(topics.RAW), value=item.value, key=item.key.encode() or None)
-            )
+            future = await producer.send(settings.topic(topics.RAW), value=item.value, key=item.key.encode() or None)
+            future.add_done_callback(partial(_count_ack, stats))
+            pending.append(future)
             stats.sent += 1
             stats.bad += int(item.bad)
             if on_sent:
@@ -79,3 +89,96 @@ async def feed(
         await producer.stop()
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _count_ack(stats: FeedStats, future: asyncio.Future[object]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        stats.acked += 1
+
+
+# -- feed options: --limit, --loop, --dry-run, --follow ------------------------------------------
+
+
+def limited(items: Iterable[SourceItem], limit: int | None) -> Iterator[SourceItem]:
+    """The first `limit` items (all of them for None)."""
+    if limit is None:
+        yield from items
+        return
+    if limit <= 0:
+        return
+    for n, item in enumerate(items, start=1):
+        yield item
+        if n >= limit:
+            return
+
+
+def looped(make_items: Callable[[], Iterable[SourceItem]], times: int | None) -> Iterator[SourceItem]:
+    """The items `times` times over (forever for None), re-reading the source each round.
+
+    Ids are the source's, so a loop re-sends the same comments: load for the pipeline, not new rows.
+    """
+    rounds = 0
+    while times is None or rounds < times:
+        rounds += 1
+        yield from make_items()
+
+
+def dry_run(items: Iterable[SourceItem], on_item: Callable[[SourceItem], None] | None = None) -> FeedStats:
+    """Parse and count only: nothing is sent."""
+    stats = FeedStats()
+    started = time.perf_counter()
+    for item in items:
+        stats.sent += 1
+        stats.bad += int(item.bad)
+        if on_item:
+            on_item(item)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def follow_lines(path: Path, *, poll_seconds: float = 0.25, stop: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """Lines of a growing file as `tail -f` gives them (from the start), until `stop()` is true.
+
+    A partial last line is held back until its line break arrives; a file truncated or replaced
+    (log rotation) is read again from its start.
+    """
+    fh = path.open("rb")
+    partial_line = b""
+    inode = os.fstat(fh.fileno()).st_ino
+    try:
+        while True:
+            chunk = fh.readline()
+            if chunk:
+                partial_line += chunk
+                if partial_line.endswith(b"\n"):
+                    yield partial_line
+                    partial_line = b""
+                continue
+            if stop is not None and stop():
+                if partial_line:
+                    yield partial_line
+                return
+            try:
+                current = path.stat()
+            except FileNotFoundError:
+                current = None
+            if current is not None and (current.st_ino != inode or current.st_size < fh.tell()):
+                fh.close()
+                fh = path.open("rb")
+                inode = os.fstat(fh.fileno()).st_ino
+                partial_line = b""
+                continue
+            time.sleep(poll_seconds)
+    finally:
+        fh.close()
+
+
+def follow_items(path: Path, *, stop: Callable[[], bool] | None = None) -> Iterator[SourceItem]:
+    """SourceItems of a growing JSON-lines file of comment events (bad lines go on to dead-letter)."""
+    from streams.sources.jsonlines import BadLine, parse_jsonlines
+
+    for parsed in parse_jsonlines(follow_lines(path, stop=stop), source_name=str(path)):
+        if isinstance(parsed, BadLine):
+            yield SourceItem(key="", value=parsed.raw, bad=True, reason=parsed.reason)
+        else:
+            yield SourceItem(key=parsed.thread_id, value=msgspec.json.encode(parsed))

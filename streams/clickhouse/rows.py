@@ -43,6 +43,8 @@ COMMENT_COLUMNS = (
     "enriched_at",
     "version",
     "is_deleted",
+    "source_state",
+    "source_kind",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -96,6 +98,8 @@ def comment_row(c: EnrichedComment) -> list[Any]:
         c.enriched_at or datetime.now(UTC),
         c.version,
         int(e.event_type == "comment.deleted"),
+        e.source_state or "",
+        e.source_kind or "",
     ]
 
 
