@@ -227,6 +227,41 @@ def feed(
         )
 
 
+@cli.command()
+def reconcile(
+    source: Annotated[Path | None, typer.Option("--source", help="only the feeds of this file")] = None,
+) -> None:
+    """Per feed: records read = comments landed + dead letters + duplicates; exit 1 if any is unaccounted."""
+    from streams.reconcile import load_manifests, manifest_dir
+    from streams.reconcile import reconcile as run_reconcile
+
+    settings = _settings()
+    directory = manifest_dir(settings)
+    manifests = load_manifests(directory, source)
+    if not manifests:
+        raise fail(f"no feeds recorded in {directory}" + (f" for {source}" if source else ""))
+    client = query_client(settings)
+    table = Table("feed", "source", "format", "read", "landed", "dead letters", "duplicates", "unaccounted")
+    failed = 0
+    for manifest in manifests:
+        r = run_reconcile(client, directory, manifest)
+        failed += int(not r.ok)
+        mark = "[green]0[/]" if r.ok else f"[bold red]{r.unaccounted}[/]"
+        table.add_row(
+            manifest.feed_id,
+            Path(manifest.source).name,
+            manifest.format,
+            str(manifest.read),
+            str(r.landed),
+            str(r.dead_letters),
+            str(manifest.duplicates),
+            mark,
+        )
+    console.print(table)
+    if failed:
+        raise fail(f"{failed} of {len(manifests)} feed(s) have records unaccounted for (not landed yet, or lost)")
+
+
 # -- ClickHouse --------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +26,12 @@ class FeedStats:
     seconds: float = 0.0
     #: Messages the broker acknowledged (acks=all), counted as acks arrive: exact after a Ctrl-C too.
     acked: int = 0
+    #: partition -> [first, last] offset acknowledged (what `streams reconcile` looks for).
+    offsets: dict[int, list[int]] = field(default_factory=dict)
+
+
+#: How long a feed waits when a followed file has nothing new.
+IDLE_SECONDS = 0.25
 
 
 class RateLimiter:
@@ -46,7 +52,7 @@ class RateLimiter:
 
 async def feed(
     settings: Settings,
-    items: Iterable[SourceItem],
+    items: Iterable[SourceItem | None],
     *,
     rate: float | None = None,
     on_sent: Callable[[SourceItem], None] | None = None,
@@ -54,7 +60,8 @@ async def feed(
 ) -> FeedStats:
     """Send every item (bad lines too: ingest dead-letters them with the reason) and wait for acks.
 
-    Pass `stats` to read what was sent and acknowledged even when the feed is interrupted.
+    Pass `stats` to read what was sent and acknowledged even when the feed is interrupted. A None
+    item means "nothing yet" (a followed file that has not grown): wait a moment, collecting acks.
     """
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
@@ -72,6 +79,11 @@ async def feed(
     pending: list[asyncio.Future[object]] = []
     try:
         for item in items:
+            if item is None:
+                await asyncio.gather(*pending)
+                pending.clear()
+                await asyncio.sleep(IDLE_SECONDS)
+                continue
             await limiter.wait()
             future = await producer.send(settings.topic(topics.RAW), value=item.value, key=item.key.encode() or None)
             future.add_done_callback(partial(_count_ack, stats))
@@ -92,24 +104,36 @@ async def feed(
 
 
 def _count_ack(stats: FeedStats, future: asyncio.Future[object]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        stats.acked += 1
+    if future.cancelled() or future.exception() is not None:
+        return
+    stats.acked += 1
+    meta = future.result()
+    partition, offset = getattr(meta, "partition", None), getattr(meta, "offset", None)
+    if isinstance(partition, int) and isinstance(offset, int):
+        span = stats.offsets.get(partition)
+        if span is None:
+            stats.offsets[partition] = [offset, offset]
+        else:
+            span[0], span[1] = min(span[0], offset), max(span[1], offset)
 
 
 # -- feed options: --limit, --loop, --dry-run, --follow ------------------------------------------
 
 
-def limited(items: Iterable[SourceItem], limit: int | None) -> Iterator[SourceItem]:
-    """The first `limit` items (all of them for None)."""
+def limited(items: Iterable[SourceItem | None], limit: int | None) -> Iterator[SourceItem | None]:
+    """The first `limit` items (all of them for None); idle markers (None) pass and do not count."""
     if limit is None:
         yield from items
         return
     if limit <= 0:
         return
-    for n, item in enumerate(items, start=1):
+    n = 0
+    for item in items:
         yield item
-        if n >= limit:
-            return
+        if item is not None:
+            n += 1
+            if n >= limit:
+                return
 
 
 def looped(make_items: Callable[[], Iterable[SourceItem]], times: int | None) -> Iterator[SourceItem]:
@@ -123,11 +147,14 @@ def looped(make_items: Callable[[], Iterable[SourceItem]], times: int | None) ->
         yield from make_items()
 
 
-def dry_run(items: Iterable[SourceItem], on_item: Callable[[SourceItem], None] | None = None) -> FeedStats:
+def dry_run(items: Iterable[SourceItem | None], on_item: Callable[[SourceItem], None] | None = None) -> FeedStats:
     """Parse and count only: nothing is sent."""
     stats = FeedStats()
     started = time.perf_counter()
     for item in items:
+        if item is None:
+            time.sleep(IDLE_SECONDS)
+            continue
         stats.sent += 1
         stats.bad += int(item.bad)
         if on_item:
@@ -136,11 +163,12 @@ def dry_run(items: Iterable[SourceItem], on_item: Callable[[SourceItem], None] |
     return stats
 
 
-def follow_lines(path: Path, *, poll_seconds: float = 0.25, stop: Callable[[], bool] | None = None) -> Iterator[bytes]:
+def follow_lines(path: Path, *, stop: Callable[[], bool] | None = None) -> Iterator[bytes | None]:
     """Lines of a growing file as `tail -f` gives them (from the start), until `stop()` is true.
 
-    A partial last line is held back until its line break arrives; a file truncated or replaced
-    (log rotation) is read again from its start.
+    Yields None when there is nothing new (the caller waits, without blocking an event loop). A
+    partial last line is held back until its line break arrives; a file truncated or replaced (log
+    rotation) is read again from its start.
     """
     fh = path.open("rb")
     partial_line = b""
@@ -168,17 +196,28 @@ def follow_lines(path: Path, *, poll_seconds: float = 0.25, stop: Callable[[], b
                 inode = os.fstat(fh.fileno()).st_ino
                 partial_line = b""
                 continue
-            time.sleep(poll_seconds)
+            yield None
     finally:
         fh.close()
 
 
-def follow_items(path: Path, *, stop: Callable[[], bool] | None = None) -> Iterator[SourceItem]:
-    """SourceItems of a growing JSON-lines file of comment events (bad lines go on to dead-letter)."""
-    from streams.sources.jsonlines import BadLine, parse_jsonlines
+def follow_items(path: Path, *, stop: Callable[[], bool] | None = None) -> Iterator[SourceItem | None]:
+    """SourceItems of a growing JSON-lines file of comment events (bad lines go on to dead-letter);
+    None while the file has nothing new."""
+    from streams.sources.jsonlines import decode_line
 
-    for parsed in parse_jsonlines(follow_lines(path, stop=stop), source_name=str(path)):
-        if isinstance(parsed, BadLine):
-            yield SourceItem(key="", value=parsed.raw, bad=True, reason=parsed.reason)
-        else:
-            yield SourceItem(key=parsed.thread_id, value=msgspec.json.encode(parsed))
+    line_no = 0
+    for line in follow_lines(path, stop=stop):
+        if line is None:
+            yield None
+            continue
+        line_no += 1
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        try:
+            event = decode_line(raw)
+        except ValueError as exc:
+            yield SourceItem(key="", value=raw, bad=True, reason=f"line {line_no}: {exc}")
+            continue
+        yield SourceItem(key=event.thread_id, value=msgspec.json.encode(event))

@@ -23,7 +23,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from streams import topics
 from streams.feed import FeedStats, dry_run, feed, follow_items, limited, looped
+from streams.reconcile import ManifestRecorder, manifest_dir
 from streams.settings import Settings
 from streams.sources.common import SourceParseError
 from streams.sources.registry import SourceItem, SourceResult
@@ -63,15 +65,23 @@ class FeedTotals:
 class _Tracker:
     """Advances one progress task: by bytes when the file's size is known, else by items."""
 
-    def __init__(self, progress: Progress, task: TaskID, result: SourceResult | None) -> None:
+    def __init__(
+        self, progress: Progress, task: TaskID, result: SourceResult | None, recorder: ManifestRecorder | None
+    ) -> None:
+        self.recorder = recorder
+        self.bad_reasons: list[str] = []
         self.progress = progress
         self.task = task
         self.file = result.file if result is not None else None
         self.count = 0
         self.started = time.perf_counter()
 
-    def __call__(self, _item: SourceItem) -> None:
+    def __call__(self, item: SourceItem) -> None:
         self.count += 1
+        if self.recorder is not None:
+            self.recorder.record(item.value, item.bad)
+        if item.bad and len(self.bad_reasons) < 20:
+            self.bad_reasons.append(item.reason or "unparseable")
         if self.count % _PROGRESS_EVERY == 0:
             self.refresh()
 
@@ -133,7 +143,10 @@ def run_feed(
                 console.print(f"[dim]{note}[/]")
             total = _known_total(first)
             task = progress.add_task(path.name, total=total, events=0, rate=0.0)
-            tracker = _Tracker(progress, task, first)
+            recorder = None
+            if not options.dry_run:
+                recorder = ManifestRecorder.start(path, first.format if first else "jsonl", settings.topic(topics.RAW))
+            tracker = _Tracker(progress, task, first, recorder)
             items = _source_items(path, first, options, open_source, tracker)
             items = limited(items, remaining)
             started = time.perf_counter()
@@ -153,6 +166,10 @@ def run_feed(
                 tracker.refresh()
                 if total is not None and not totals.interrupted and first is not None and first.file is not None:
                     progress.update(task, completed=total)
+            if recorder is not None:
+                recorder.write(manifest_dir(settings), stats.offsets, stats.acked, totals.interrupted)
+            for reason in tracker.bad_reasons:
+                console.print(f"[yellow]bad record (sent on to be dead-lettered):[/] {reason}")
             totals.files += 1
             totals.read += stats.sent
             totals.bad += stats.bad
@@ -188,7 +205,7 @@ def _source_items(
     options: FeedOptions,
     open_source: Callable[[Path], SourceResult],
     tracker: _Tracker,
-) -> Iterable[SourceItem]:
+) -> Iterable[SourceItem | None]:
     if options.follow:
         return follow_items(path)
     assert first is not None

@@ -228,3 +228,74 @@ def test_a_v1_producer_still_lands(pipeline: Pipeline) -> None:
         "SELECT source_state, source_kind, author FROM comments FINAL WHERE comment_id = 'c-9a7d3e1f0b2c4d58'"
     )
     assert row[0] == ("", "", "Dabooda")
+
+
+def test_feed_cli_then_reconcile_accounts_for_every_line(pipeline: Pipeline, tmp_path: Path) -> None:
+    src = tmp_path / "hn.ndjson"
+    src.write_bytes(
+        (DATA / "hn_items.ndjson").read_bytes() + (DATA / "hn_items.ndjson").read_bytes().splitlines(True)[1]
+    )
+    done = pipeline.cli("feed", str(src))
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr
+    assert "format hackernews" in stderr and "9 acknowledged" in stderr
+    assert "line 7: not JSON" in stderr  # bad records are named, and sent on
+    pipeline.wait_until("SELECT count() FROM comments FINAL WHERE comment_id = 'hn:1005'", lambda n: n == 1)
+    deadline_sql = "SELECT count() FROM dead_letters FINAL WHERE positionUTF8(toValidUTF8(raw), 'no time field') > 0"
+    pipeline.wait_until(deadline_sql, lambda n: n >= 1)
+    done = pipeline.cli("reconcile", "--source", str(src))
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    # 9 read = 6 landed + 2 dead letters + 1 duplicate (the repeated line)
+    assert " 9 " in out and " 6 " in out and " 2 " in out and " 1 " in out
+    # A feed whose comment never landed is reported, with a non-zero exit.
+    feeds = Path(pipeline.settings.data_dir).parent / "feeds"
+    manifest = next(feeds.glob("*.json"))
+    ids = manifest.with_suffix(".ids")
+    ids.write_text(ids.read_text() + "hn:never-sent\n")
+    manifest.write_text(manifest.read_text().replace('"read": 9', '"read": 10'))
+    done = pipeline.cli("reconcile", "--source", str(src))
+    assert done.returncode == 1 and "unaccounted" in done.stderr.decode()
+
+
+def test_feed_dry_run_and_limit_send_nothing_or_less(pipeline: Pipeline) -> None:
+    done = pipeline.cli("feed", "--dry-run", str(DATA / "wordpress.xml"))
+    assert done.returncode == 0 and "dry run: parsed 7 records (1 bad)" in done.stderr.decode()
+    done = pipeline.cli("feed", "--limit", "5", "--loop", str(DATA / "commento_moderation.json"))
+    assert done.returncode == 0 and "sent 5 messages" in done.stderr.decode(), done.stderr.decode()
+
+
+def test_feed_follow_tails_a_growing_file_and_ctrl_c_reports_the_acks(pipeline: Pipeline, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import msgspec
+
+    from streams.models import CommentEvent
+
+    src = tmp_path / "live.jsonl"
+    src.write_bytes(b"")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "feed", "--follow", str(src)],
+        env=pipeline.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = {"source": "live", "thread_id": "live-1", "author": "tail", "posted_at": "2024-01-01T00:00:00Z"}
+        for n in range(3):
+            event = msgspec.convert(
+                {**base, "event_id": f"e-live-{n}", "comment_id": f"c-live-{n}", "body": f"#{n}"}, CommentEvent
+            )
+            with src.open("ab") as fh:
+                fh.write(msgspec.json.encode(event) + b"\n")
+            time.sleep(0.3)
+        pipeline.wait_until("SELECT count() FROM comments FINAL WHERE thread_id = 'live-1'", lambda n: n == 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    text = stderr.decode()
+    assert proc.returncode == 130, text
+    assert "the broker acknowledged 3" in text

@@ -335,3 +335,27 @@ def test_html_to_text_keeps_paragraphs_and_decodes_entities() -> None:
     assert html_to_text("a<p>b &amp; c</p><p>d<br>e</p>") == "a\n\nb & c\n\nd\ne"
     assert html_to_text("plain &lt;text&gt;") == "plain <text>"
     assert html_to_text("<script>x()</script>ok") == "ok"
+
+
+def test_follow_lines_waits_for_whole_lines_and_rereads_a_truncated_file(tmp_path: Path) -> None:
+    from streams.feed import follow_lines, limited
+
+    src = tmp_path / "grow.jsonl"
+    src.write_bytes(b"one\ntw")
+    rounds = iter(range(10))
+    writes = {1: b"o\n", 3: None}
+
+    def stop() -> bool:
+        n = next(rounds)
+        if n in writes:
+            if writes[n] is None:
+                src.write_bytes(b"new\n")  # truncated and rewritten (rotation)
+            else:
+                with src.open("ab") as fh:
+                    fh.write(writes[n] or b"")
+        return n >= 5
+
+    got = [line for line in follow_lines(src, stop=stop) if line is not None]
+    assert got == [b"one\n", b"two\n", b"new\n"]
+    marked: list[SourceItem | None] = [None, SourceItem("k", b"1"), None, SourceItem("k", b"2"), SourceItem("k", b"3")]
+    assert [i.value if i else None for i in limited(marked, 2)] == [None, b"1", None, b"2"]
