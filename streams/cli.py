@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from streams import PROJECT_ROOT
@@ -127,18 +126,14 @@ async def _ensure_topics(settings: Settings) -> None:
 # -- sources -----------------------------------------------------------------------------------
 
 
-def _advance(progress: Progress, task: Any, _item: object) -> None:
-    progress.advance(task)
-
-
-def _open_source(path: Path, fmt: str, tz: str) -> Any:
+def _open_source(path: Path, fmt: str, tz: str, column_map: dict[str, str] | None = None) -> Any:
     from streams.sources.registry import SourceError, parse_source
     from streams.sources.threaddump import ThreadDumpError
 
     if not path.exists():
         raise fail(f"{path}: no such file")
     try:
-        result = parse_source(path, fmt=fmt, tz=tz)
+        result = parse_source(path, fmt=fmt, tz=tz, column_map=column_map)
     except (SourceError, ThreadDumpError, UnicodeDecodeError, OSError) as exc:
         message = str(exc)
         raise fail(message if message.startswith(str(path)) else f"{path}: {message}") from exc
@@ -147,20 +142,42 @@ def _open_source(path: Path, fmt: str, tz: str) -> Any:
     return result
 
 
+FORMAT_HELP = "auto, threaddump, jsonl, reddit, hackernews, disqus, wordpress, discourse, commento, mastodon or csv"
+MAP_HELP = "CSV columns: FIELD=COLUMN,... (fields body, author, posted_at, comment_id, thread_id, parent_id, ...)"
+
+
+def _column_map(text: str) -> dict[str, str]:
+    from streams.sources.csvsource import parse_column_map
+
+    try:
+        return parse_column_map(text)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+
+
 @cli.command()
 def parse(
     path: Path,
-    format: Annotated[str, typer.Option("--format", help="auto, threaddump or jsonl")] = "auto",
-    tz: Annotated[str, typer.Option(help="IANA zone of the dump's local times")] = "UTC",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    tz: Annotated[str, typer.Option(help="IANA zone of local times without an offset")] = "UTC",
+    column_map: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "",
 ) -> None:
     """Print one JSON object per comment in PATH (no Kafka needed)."""
-    result = _open_source(path, format, tz)
+    from streams.feedrun import describe
+    from streams.sources.common import SourceParseError
+
+    result = _open_source(path, format, tz, _column_map(column_map))
+    if note := describe(result, path):
+        err.print(f"[dim]{note}[/]")
     out = sys.stdout.buffer
-    for item in result:
-        if item.bad:
-            err.print(f"[yellow]skipped bad line:[/] {item.reason}")
-            continue
-        out.write(item.value + b"\n")
+    try:
+        for item in result:
+            if item.bad:
+                err.print(f"[yellow]skipped bad record:[/] {item.reason}")
+                continue
+            out.write(item.value + b"\n")
+    except SourceParseError as exc:
+        raise fail(str(exc)) from exc
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
 
@@ -168,43 +185,100 @@ def parse(
 @cli.command()
 def feed(
     paths: Annotated[list[Path] | None, typer.Argument(help="files to produce (default: the bundled samples)")] = None,
-    format: Annotated[str, typer.Option("--format", help="auto, threaddump or jsonl")] = "auto",
-    tz: Annotated[str, typer.Option(help="IANA zone of thread dumps' local times")] = "UTC",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    tz: Annotated[str, typer.Option(help="IANA zone of local times without an offset")] = "UTC",
     rate: Annotated[float, typer.Option(help="messages per second; 0 = as fast as possible")] = 0.0,
+    column_map: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "",
+    limit: Annotated[int, typer.Option(help="stop after this many records in all (0 = no limit)")] = 0,
+    loop: Annotated[
+        bool, typer.Option("--loop", help="start each file over when it ends (until --limit or Ctrl-C)")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="parse and count only; send nothing")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="tail a growing JSON-lines file, as tail -f")] = False,
 ) -> None:
-    """Produce files to comments.raw (keyed by thread) with a progress bar."""
-    from streams.feed import feed as run_feed
+    """Produce files to comments.raw (keyed by thread) with a progress bar; Ctrl-C says what landed."""
+    from streams.feedrun import FeedFailed, FeedOptions, run_feed
 
+    if follow and (loop or (paths is not None and len(paths) != 1)):
+        raise fail("--follow takes one JSON-lines file and no --loop", 2)
     settings = _settings()
     files = paths or sorted(SAMPLES_DIR.glob("*.txt"))
-    total_sent = total_bad = total_dead = 0
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-    ) as progress:
-        for path in files:
-            result = _open_source(path, format, tz)
-            known_total = len(result.dump.comments) if getattr(result, "dump", None) else None
-            task = progress.add_task(f"{path.name}", total=known_total)
-            try:
-                stats = asyncio.run(
-                    run_feed(settings, result, rate=rate or None, on_sent=partial(_advance, progress, task))
-                )
-            except Exception as exc:
-                raise fail(f"feeding {path} to {settings.broker} failed: {exc}") from exc
-            total_sent += stats.sent
-            total_bad += stats.bad
-            total_dead += stats.dead_lettered
-            for warning in result.warnings:
-                err.print(f"[yellow]{path.name}: {warning}[/]")
-    err.print(
-        f"sent {total_sent} messages to {settings.topic('comments.raw')}"
-        + (
-            f" ({total_bad - total_dead} unparseable lines, sent on for dead-lettering)"
-            if total_bad > total_dead
-            else ""
-        )
-        + (f"; {total_dead} too large for Kafka, sent to {settings.topic('comments.dlq')}" if total_dead else "")
+    mapping = _column_map(column_map)
+    if follow and not files[0].exists():
+        raise fail(f"{files[0]}: no such file")
+    options = FeedOptions(
+        fmt=format,
+        tz=tz,
+        rate=rate or None,
+        column_map=mapping,
+        limit=limit or None,
+        loop=loop,
+        dry_run=dry_run,
+        follow=follow,
     )
+    try:
+        totals = run_feed(
+            settings,
+            files,
+            options,
+            open_source=partial(_open_source, fmt=format, tz=tz, column_map=mapping),
+            console=err,
+        )
+    except FeedFailed as exc:
+        raise fail(str(exc)) from exc
+    rate_text = f", {totals.read / totals.seconds:,.0f} records/s" if totals.seconds > 0 else ""
+    unparseable = totals.bad - totals.dead_lettered
+    bad = f" ({unparseable} unparseable, sent on for dead-lettering)" if unparseable and not dry_run else ""
+    if totals.dead_lettered and not dry_run:
+        bad += f"; {totals.dead_lettered} too large for Kafka, sent to {settings.topic('comments.dlq')}"
+    if dry_run:
+        err.print(f"dry run: parsed {totals.read} records ({totals.bad} bad) from {totals.files} file(s){rate_text}")
+    elif totals.interrupted:
+        err.print(
+            f"[bold]interrupted:[/] sent {totals.sent} messages to {settings.topic('comments.raw')}, "
+            f"the broker acknowledged {totals.acked}{bad}; re-feeding is safe (ids are stable)"
+        )
+        raise typer.Exit(130)
+    else:
+        err.print(
+            f"sent {totals.sent} messages to {settings.topic('comments.raw')}, "
+            f"{totals.acked} acknowledged{bad}{rate_text}"
+        )
+
+
+@cli.command()
+def reconcile(
+    source: Annotated[Path | None, typer.Option("--source", help="only the feeds of this file")] = None,
+) -> None:
+    """Per feed: records read = comments landed + dead letters + duplicates; exit 1 if any is unaccounted."""
+    from streams.reconcile import load_manifests, manifest_dir
+    from streams.reconcile import reconcile as run_reconcile
+
+    settings = _settings()
+    directory = manifest_dir(settings)
+    manifests = load_manifests(directory, source)
+    if not manifests:
+        raise fail(f"no feeds recorded in {directory}" + (f" for {source}" if source else ""))
+    client = query_client(settings)
+    table = Table("feed", "source", "format", "read", "landed", "dead letters", "duplicates", "unaccounted")
+    failed = 0
+    for manifest in manifests:
+        r = run_reconcile(client, directory, manifest)
+        failed += int(not r.ok)
+        mark = "[green]0[/]" if r.ok else f"[bold red]{r.unaccounted}[/]"
+        table.add_row(
+            manifest.feed_id,
+            Path(manifest.source).name,
+            manifest.format,
+            str(manifest.read),
+            str(r.landed),
+            str(r.dead_letters),
+            str(manifest.duplicates),
+            mark,
+        )
+    console.print(table)
+    if failed:
+        raise fail(f"{failed} of {len(manifests)} feed(s) have records unaccounted for (not landed yet, or lost)")
 
 
 # -- ClickHouse --------------------------------------------------------------------------------
@@ -406,18 +480,24 @@ def score(
 
 @cli.command()
 def schema(
-    write: Annotated[bool, typer.Option("--write", help="rewrite schemas/events/comment.v1.json")] = False,
+    write: Annotated[bool, typer.Option("--write", help="rewrite schemas/events/comment.v*.json")] = False,
+    version: Annotated[int, typer.Option(help="schema version to print (1 or 2)")] = 2,
 ) -> None:
-    """Print (or --write) the JSON Schema of the comment event, generated from streams.models."""
-    from streams.models import comment_event_schema
+    """Print (or --write every version of) the JSON Schema of the comment event, from streams.models."""
+    from streams.models import SCHEMA_VERSIONS, comment_event_schema
 
-    text = json.dumps(comment_event_schema(), indent=2, sort_keys=True) + "\n"
+    def text(v: int) -> str:
+        return json.dumps(comment_event_schema(v), indent=2, sort_keys=True) + "\n"
+
     if write:
-        target = PROJECT_ROOT / "schemas" / "events" / "comment.v1.json"
-        target.write_text(text, encoding="utf-8")
-        console.print(f"wrote {target}")
+        for v in SCHEMA_VERSIONS:
+            target = PROJECT_ROOT / "schemas" / "events" / f"comment.v{v}.json"
+            target.write_text(text(v), encoding="utf-8")
+            console.print(f"wrote {target}")
+    elif version not in SCHEMA_VERSIONS:
+        raise fail(f"no schema version {version} (versions: {', '.join(map(str, SCHEMA_VERSIONS))})", 2)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text(version))
 
 
 @cli.command("settings")

@@ -96,11 +96,24 @@ def faust_credentials(settings: Settings) -> Any:
 
 
 def aiokafka_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for AIOKafkaProducer / AIOKafkaConsumer / AIOKafkaAdminClient."""
-    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+    """Keyword arguments for AIOKafkaProducer / AIOKafkaConsumer / AIOKafkaAdminClient.
 
-    options = dict(credentials_to_aiokafka_auth(faust_credentials(settings)))
-    return {"bootstrap_servers": settings.bootstrap_servers, **options}
+    Built without importing faust: `import faust` reads `--loop` from sys.argv to pick an event
+    loop, which breaks `streams feed --loop FILE` (the same options faust's own
+    credentials_to_aiokafka_auth gives; a unit test compares them).
+    """
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers, "security_protocol": protocol}
+    context = kafka_ssl_context(settings)
+    if context is not None or protocol.startswith("SASL_"):
+        options["ssl_context"] = context
+    if protocol.startswith("SASL_"):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=kafka_sasl_password(settings),
+        )
+    return options
 
 
 def with_clickhouse_security(settings: Settings) -> Settings:

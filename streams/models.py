@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions the decoder accepts: v2 adds optional fields only, so every v1 event is a valid v2 event.
+SCHEMA_VERSIONS = (1, 2)
 
 # Size limits, in bytes of UTF-8 (Kafka counts bytes, not characters). They agree with the topics
 # the app creates (streams/kafka_admin.py): a message on comments.raw is at most MAX_MESSAGE_BYTES,
@@ -31,17 +33,19 @@ EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 EventType = Literal["comment.created", "comment.edited", "comment.deleted"]
 # max_length counts characters, each at least one byte: a first bound; ingest checks the bytes.
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_BYTES)]
+#: The comment's moderation state at its source (v2), as the source said it; None: the source says nothing.
+SourceState = Literal["visible", "pending", "spam", "deleted", "removed", "hidden"]
 AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True, description="ISO 8601 with a UTC offset")]
 
 
 class CommentEvent(msgspec.Struct, kw_only=True, frozen=True):
-    """A comment was created, edited or deleted somewhere (v1).
+    """A comment was created, edited or deleted somewhere (v2; a v1 event is a valid v2 event).
 
     Ids are stable: producing the same source twice gives the same `event_id` and `comment_id`,
     which is what makes a replay land once in ClickHouse.
     """
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 1
     event_id: NonEmpty
     event_type: EventType = "comment.created"
     source: NonEmpty
@@ -58,6 +62,15 @@ class CommentEvent(msgspec.Struct, kw_only=True, frozen=True):
     #: Set by ingest, never by producers: keys the event had that this schema does not define, with
     #: their JSON (each cut to 1 KiB), so a misspelt key ("parnet_id") is kept and visible, not lost.
     unknown_fields: dict[str, str] | None = None
+    #: v2: moderation state at the source (spam, deleted, pending, ...), to compare with our flags.
+    source_state: SourceState | None = None
+    #: v2: what the record was at the source when not a plain comment ("submission", "story",
+    #: "pingback", "trackback", "moderator_action", ...).
+    source_kind: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+#: Fields that v2 added; the v1 schema is the v2 schema without them.
+V2_FIELDS = ("source_state", "source_kind")
 
 
 class FlagResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -119,10 +132,28 @@ class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
     origin: str = ""
 
 
-def comment_event_schema() -> dict[str, object]:
-    """JSON Schema (2020-12) of CommentEvent v1, as written to schemas/events/comment.v1.json."""
+def comment_event_schema(version: int = 1) -> dict[str, object]:
+    """JSON Schema (2020-12) of CommentEvent v1 or v2, as written to schemas/events/comment.vN.json.
+
+    v1 is derived from the one struct: v2 minus the fields v2 added, with `schema_version` 1 only.
+    """
+    if version not in SCHEMA_VERSIONS:
+        raise ValueError(f"no comment event schema version {version}")
     schema: dict[str, object] = dict(msgspec.json.schema(CommentEvent))
+    definitions = schema.get("$defs")
+    if isinstance(definitions, dict):
+        struct = dict(definitions["CommentEvent"])
+        properties = dict(struct["properties"])
+        if version == 1:
+            for name in V2_FIELDS:
+                properties.pop(name, None)
+            properties["schema_version"] = {"default": 1, "enum": [1]}
+        struct["properties"] = properties
+        struct["title"] = "CommentEvent"
+        if version == 1 and isinstance(struct.get("description"), str):
+            struct["description"] = struct["description"].replace("(v2; a v1 event is a valid v2 event)", "(v1)")
+        schema["$defs"] = {**definitions, "CommentEvent": struct}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://comment-streams.dev/schemas/events/comment.v1.json"
-    schema["title"] = "comment.v1"
+    schema["$id"] = f"https://comment-streams.dev/schemas/events/comment.v{version}.json"
+    schema["title"] = f"comment.v{version}"
     return schema

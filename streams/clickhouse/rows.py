@@ -44,6 +44,8 @@ COMMENT_COLUMNS = (
     "version",
     "is_deleted",
     "unknown_fields",
+    "source_state",
+    "source_kind",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -102,6 +104,8 @@ def comment_row(c: EnrichedComment) -> list[Any]:
         c.version,
         int(e.event_type == "comment.deleted"),
         e.unknown_fields or {},
+        e.source_state or "",
+        e.source_kind or "",
     ]
 
 

@@ -220,6 +220,8 @@ def _comment_rows(rows: list[SeedComment]) -> list[list[object]]:
                 c.posted_at + timedelta(seconds=1),
                 c.version,
                 int(c.is_deleted),
+                "",  # source_state: seed events are v1
+                "",  # source_kind
             ]
         )
     return out

@@ -216,3 +216,17 @@ def test_secrets_are_never_shown(tls_files: dict[str, Path]) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "STREAMS_KAFKA_SASL_PASSWORD" in out.stdout and SECRET not in out.stdout + out.stderr
+
+
+def test_aiokafka_options_do_not_import_faust() -> None:
+    """`import faust` takes `--loop X` from sys.argv as an event loop: `streams feed --loop` must not load it."""
+    code = (
+        "import sys; sys.argv = ['streams', 'feed', '--loop', 'x.json']\n"
+        "from streams.kafka_security import aiokafka_options\n"
+        "from streams.settings import load_settings\n"
+        "aiokafka_options(load_settings({}))\n"
+        "import streams.feed, streams.feedrun\n"
+        "assert 'faust' not in sys.modules, 'faust imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
