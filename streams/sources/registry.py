@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from streams.sources.encoding import SNIFF_BYTES, encoding_problem
 from streams.sources.jsonlines import BadLine, parse_jsonlines
 from streams.sources.threaddump import ThreadDump, ThreadDumpError, load_zone, parse_thread_dump
 
@@ -82,12 +83,16 @@ def detect_format(path: Path) -> str:
 def parse_source(path: Path, fmt: str = "auto", tz: str = "UTC") -> SourceResult:
     """Parse `path` as `fmt` ("threaddump", "jsonl" or "auto"); `tz` is the dump's local zone.
 
-    Raises SourceError for an unknown format, ThreadDumpError for a bad dump (or bad `tz`), OSError
+    Raises SourceError for an unknown format or a UTF-16/32 file, ThreadDumpError for a bad dump (or bad `tz`), OSError
     if the file cannot be read. Bad JSON lines are items, not errors.
     """
     if fmt not in FORMATS:
         raise SourceError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     load_zone(tz, str(path))  # reject a bad --tz whatever the format
+    with path.open("rb") as fh:  # a UTF-16 file would otherwise fail line by line, obscurely
+        problem = encoding_problem(fh.read(SNIFF_BYTES), str(path))
+    if problem is not None:
+        raise SourceError(f"{path}: {problem}")
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "jsonl":
