@@ -5,7 +5,7 @@ that refresh the lag and table-size gauges."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from faust import web
@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
 from streams.agents.common import writer
-from streams.app import app
+from streams.app import app, settings
+from streams.clickhouse.identity import database_id
 from streams.sqlguard import WriteRefused, check_read_only
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,15 @@ async def metrics_page(self: web.View, request: web.Request) -> web.Response:
     return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
+#: Which database this worker serves (a hash, no secrets): `streams sql` refuses to ask a worker of
+#: another database than its own STREAMS_CLICKHOUSE_DSN.
+DATABASE_ID = database_id(settings.clickhouse_dsn)
+
+
 @app.page("/health")
 async def health_page(self: web.View, request: web.Request) -> web.Response:
     assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-    return self.json({"status": "ok", "assigned": assigned})
+    return self.json({"status": "ok", "assigned": assigned, "database": DATABASE_ID})
 
 
 @app.page("/sql")
@@ -51,7 +57,10 @@ class SqlView(web.View):
 def _plain(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        # clickhouse-connect returns UTC columns (all of ours) as naive datetimes: say they are UTC.
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -65,7 +74,12 @@ def _plain(value: Any) -> Any:
 @app.timer(interval=5.0)
 async def refresh_lag() -> None:
     consumer = app.consumer
+    # Changelog partitions are read (to restore tables) but never committed: their "lag" would be
+    # their whole length on an idle, caught-up worker. Only the topics agents consume count.
+    changelogs = app.tables.changelog_topics
     for tp in consumer.assignment():
+        if tp.topic in changelogs:
+            continue
         try:
             highwater = consumer.highwater(tp)
             # Faust keeps the offset of the last committed message (Kafka's committed offset is +1).
