@@ -51,6 +51,8 @@ app = faust.App(
     producer_max_request_size=MAX_MESSAGE_BYTES,
     broker_session_timeout=settings.session_timeout_seconds,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+    # Static membership (KIP-345) when set: a restarted worker takes its partitions back at once.
+    consumer_group_instance_id=settings.worker_instance_id or None,
     autodiscover=False,
 )
 

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import PROJECT_ROOT
+from streams.clickhouse.columns import result_columns
+from streams.richtext import data_table, escape
 from streams.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(
@@ -29,15 +31,16 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Piped output (CI logs, files) would otherwise be squeezed into 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
+# emoji=False: `:x:` in data (comment bodies, query results) must not turn into an emoji.
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -168,18 +171,18 @@ def parse(
 
     result = _open_source(path, format, tz, _column_map(column_map))
     if note := describe(result, path):
-        err.print(f"[dim]{note}[/]")
+        err.print(f"[dim]{escape(note)}[/]")
     out = sys.stdout.buffer
     try:
         for item in result:
             if item.bad:
-                err.print(f"[yellow]skipped bad record:[/] {item.reason}")
+                err.print(f"[yellow]skipped bad record:[/] {escape(item.reason)}")
                 continue
             out.write(item.value + b"\n")
     except SourceParseError as exc:
         raise fail(str(exc)) from exc
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 @cli.command()
@@ -314,7 +317,11 @@ def query_client(settings: Settings, *, write: bool = False) -> Any:
 
     if is_embedded(settings.clickhouse_dsn):
         remote = WorkerClient(settings)
-        if remote.alive():
+        health = remote.health()
+        if health is not None:
+            mismatch = remote.database_mismatch(settings.clickhouse_dsn, health)
+            if mismatch:
+                raise fail(mismatch)
             if write:
                 raise fail("the running worker owns the embedded database and serves reads only; stop it to write")
             return remote
@@ -329,9 +336,15 @@ def query_client(settings: Settings, *, write: bool = False) -> Any:
 
 
 def print_result(columns: list[str], rows: list[Any], fmt: str) -> None:
+    """Rows as a table, CSV (the header line also when empty) or a JSON array of objects, one per
+    line (`[]` when empty). ClickHouse's UTC datetimes come naive: JSON gives them their +00:00."""
     if fmt == "json":
-        for row in rows:
-            sys.stdout.buffer.write(orjson.dumps(dict(zip(columns, row, strict=True)), default=str) + b"\n")
+        out = sys.stdout.buffer
+        out.write(b"[")
+        for i, row in enumerate(rows):
+            obj = dict(zip(columns, row, strict=True))
+            out.write((b",\n" if i else b"\n") + orjson.dumps(obj, default=str, option=orjson.OPT_NAIVE_UTC))
+        out.write(b"\n]\n" if rows else b"]\n")
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -339,10 +352,8 @@ def print_result(columns: list[str], rows: list[Any], fmt: str) -> None:
         writer.writerows(rows)
         sys.stdout.write(buffer.getvalue())
     else:
-        table = Table(*columns, show_lines=False)
-        for row in rows:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
-        console.print(table)
+        # Cells are data (comment bodies, file lines): printed literally, never read as markup.
+        console.print(data_table(columns, rows, show_lines=False))
         console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", style="dim")
 
 
@@ -375,11 +386,12 @@ def sql(
             console.print("ok")
             return
         result = client.query(statement)
+        columns = result_columns(client, statement, None, result)
     except StatementRefused as exc:
         raise fail(str(exc), 2) from exc
     except Exception as exc:
         raise fail(first_line(exc)) from exc
-    print_result(list(result.column_names), list(result.result_rows), format)
+    print_result(columns, list(result.result_rows), format)
 
 
 @cli.command()
@@ -393,13 +405,13 @@ def query(
     from streams.queries import QueryError, list_queries, load_query
 
     if list_ or not name:
-        table = Table("name", "what it answers", "parameters (default)")
+        listing = []
         for q in list_queries():
             params = ", ".join(
                 f"{p.name}: {p.type} ({p.default if p.default is not None else 'required'})" for p in q.params
             )
-            table.add_row(q.name, q.title, params)
-        console.print(table)
+            listing.append((q.name, q.title, params))
+        console.print(data_table(("name", "what it answers", "parameters (default)"), listing))
         return
     pairs: dict[str, str] = {}
     for item in param or []:
@@ -413,10 +425,12 @@ def query(
         raise fail(str(exc), 2) from exc
     client = query_client(_settings())
     try:
-        result = client.query(statement, parameters={k: _wire_value(v) for k, v in values.items()})
+        wire = {k: _wire_value(v) for k, v in values.items()}
+        result = client.query(statement, parameters=wire)
+        columns = result_columns(client, statement, wire, result)
     except Exception as exc:
         raise fail(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from exc
-    print_result(list(result.column_names), list(result.result_rows), format)
+    print_result(columns, list(result.result_rows), format)
 
 
 def _wire_value(value: object) -> object:
@@ -430,12 +444,18 @@ def _wire_value(value: object) -> object:
 
 @cli.command()
 def report(
-    out: Annotated[Path, typer.Option(help="report.html (self-contained) or a .png chart grid")] = Path("report.html"),
+    out: Annotated[Path, typer.Option(help="report.html (self-contained) or a .png chart grid; nothing else")] = Path(
+        "report.html"
+    ),
     since: Annotated[str, typer.Option(help="how far back from the newest comment: 30m, 1h, 2d; empty = all")] = "",
 ) -> None:
     """Render the key dashboard panels as charts and tables, without Grafana."""
-    from streams.report import render_report
+    from streams.report import ReportFormatError, check_report_path, render_report
 
+    try:
+        check_report_path(out)
+    except ReportFormatError as exc:
+        raise fail(str(exc), 2) from exc
     span = _parse_span(since) if since else None
     client = query_client(_settings())
     try:
@@ -506,10 +526,11 @@ def show_settings() -> None:
     from streams.settings import describe_settings, display_value
 
     current = _settings()
-    table = Table("variable", "value", "meaning")
-    for var, _default, meaning in describe_settings():
-        table.add_row(var, display_value(current, var.removeprefix("STREAMS_").lower()), meaning)
-    console.print(table)
+    rows = [
+        (var, display_value(current, var.removeprefix("STREAMS_").lower()), meaning)
+        for var, _default, meaning in describe_settings()
+    ]
+    console.print(data_table(("variable", "value", "meaning"), rows))
 
 
 # -- broker ------------------------------------------------------------------------------------

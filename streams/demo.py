@@ -22,6 +22,7 @@ from rich.text import Text
 
 from streams import PROJECT_ROOT
 from streams.feed import feed
+from streams.richtext import data_table, escape
 from streams.settings import Settings
 from streams.sources.registry import parse_source
 from streams.worker_client import WorkerClient
@@ -121,10 +122,8 @@ def summary_tables(client: Any, thread_ids: list[str]) -> list[Table | Text]:
         if not result.result_rows:
             out.append(Text(f"{title}: none\n", style="italic"))
             return
-        t = Table(*result.column_names, title=title, title_justify="left")
-        for row in result.result_rows:
-            t.add_row(*("" if v is None else str(v) for v in row))
-        out.append(t)
+        # Cells are user content (bodies, names, reasons): printed literally, never as markup.
+        out.append(data_table(result.column_names, result.result_rows, null="", title=title, title_justify="left"))
 
     table(
         "Comments per thread",
@@ -193,7 +192,7 @@ def run_demo(settings: Settings, *, keep_running: bool, console: Console, files:
         expected = sum(len(s.dump.comments) for s in sources if s.dump)
         for path, source in zip(files, sources, strict=True):
             stats = asyncio.run(feed(settings, source))
-            console.print(f"fed {path.name}: {stats.sent} comments in {stats.seconds:.2f}s")
+            console.print(f"fed {escape(path.name)}: {stats.sent} comments in {stats.seconds:.2f}s")
         ids = ", ".join(f"'{t}'" for t in thread_ids)
 
         def landed() -> bool:

@@ -26,6 +26,7 @@ from rich.progress import (
 from streams import topics
 from streams.feed import FeedStats, dry_run, feed, follow_items, limited, looped
 from streams.reconcile import ManifestRecorder, manifest_dir
+from streams.richtext import escape
 from streams.settings import Settings
 from streams.sources.common import SourceParseError
 from streams.sources.registry import SourceItem, SourceResult
@@ -142,7 +143,7 @@ def run_feed(
             stats = FeedStats()
             first = None if options.follow else open_source(path)
             if first is not None and (note := describe(first, path)):
-                console.print(f"[dim]{note}[/]")
+                console.print(f"[dim]{escape(note)}[/]")
             total = _known_total(first)
             task = progress.add_task(path.name, total=total, events=0, rate=0.0)
             recorder = None
@@ -171,7 +172,7 @@ def run_feed(
             if recorder is not None:
                 recorder.write(manifest_dir(settings), stats.offsets, stats.acked, totals.interrupted)
             for reason in tracker.bad_reasons:
-                console.print(f"[yellow]bad record (sent on to be dead-lettered):[/] {reason}")
+                console.print(f"[yellow]bad record (sent on to be dead-lettered):[/] {escape(reason)}")
             totals.files += 1
             totals.read += stats.sent
             totals.bad += stats.bad
@@ -182,7 +183,7 @@ def run_feed(
             totals.per_file.append((str(path), first.format if first else "jsonl", stats))
             if first is not None:
                 for warning in first.warnings[:50]:
-                    console.print(f"[yellow]warning:[/] {warning}")
+                    console.print(f"[yellow]warning:[/] {escape(warning)}")
                 if len(first.warnings) > 50:
                     console.print(f"[yellow]... and {len(first.warnings) - 50} more warnings[/]")
             if remaining is not None:

@@ -38,7 +38,16 @@ from matplotlib.figure import Figure
 from streams.dashboards import panel
 from streams.grafana_macros import ALL, expand
 
-__all__ = ["CHARTS", "TABLES", "ReportWindow", "render_report", "report_window"]
+__all__ = [
+    "CHARTS",
+    "REPORT_SUFFIXES",
+    "TABLES",
+    "ReportFormatError",
+    "ReportWindow",
+    "check_report_path",
+    "render_report",
+    "report_window",
+]
 
 #: Grafana's "All" for every variable the report's panels use.
 _VARIABLES = {"thread": ALL, "category": ALL, "author": ALL}
@@ -318,8 +327,26 @@ def _html(
     )
 
 
+#: The file types the report is written as, by extension.
+REPORT_SUFFIXES = {".html": "self-contained HTML", ".htm": "self-contained HTML", ".png": "one PNG chart grid"}
+
+
+class ReportFormatError(ValueError):
+    """`out` names a file type the report cannot be written as."""
+
+
+def check_report_path(out: Path) -> None:
+    """Refuse an extension the report is not written as (a report.pdf holding HTML would mislead)."""
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        supported = ", ".join(f"{suffix} ({what})" for suffix, what in REPORT_SUFFIXES.items())
+        found = f"{out.suffix!r}" if out.suffix else "no extension"
+        raise ReportFormatError(f"{out}: cannot write a report as {found}; supported: {supported}")
+
+
 def render_report(client: Client, *, since: timedelta | None, until: datetime | None, out: Path) -> Path:
-    """Render the report to `out` (.png: one chart grid; anything else: self-contained HTML)."""
+    """Render the report to `out` (.html/.htm: self-contained HTML; .png: one chart grid; anything
+    else: ReportFormatError, before any query runs)."""
+    check_report_path(out)
     window = report_window(client, since=since, until=until)
     stats = []
     for key, label, fmt in _STATS:

@@ -46,8 +46,13 @@ class Settings:
     data_dir: str = str(PROJECT_ROOT / ".streams-data" / "faust")
     #: Worker log level: debug, info, warning, error.
     log_level: str = "info"
-    #: How long the broker waits for a silent (crashed) worker before handing its partitions to another.
-    session_timeout_seconds: float = 30.0
+    #: How long the broker waits for a silent (crashed) worker before handing its partitions to another
+    #: (heartbeats every 3 s; the broker's minimum is 6 s).
+    session_timeout_seconds: float = 10.0
+    #: Static group membership: a name unique to this worker and stable across its restarts (e.g. the
+    #: host name). A worker restarted after a crash then gets its partitions back at once instead of
+    #: after the session timeout; but a stopped one keeps them until that timeout. Empty: dynamic.
+    worker_instance_id: str = ""
     #: Moderation thresholds, lexicons and detector settings (empty: the bundled file).
     moderation_file: str = ""
     #: Event-time windows: how late an event may be and still count in its first emission.

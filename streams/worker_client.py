@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -34,10 +34,17 @@ def _identity(value: Any) -> Any:
 def _converter(type_name: str) -> Callable[[Any], Any]:
     bare = type_name.removeprefix("Nullable(").removeprefix("LowCardinality(")
     if bare.startswith("DateTime"):
-        return lambda v: None if v is None else datetime.fromisoformat(v)
+        return lambda v: None if v is None else _as_clickhouse_connect_does(datetime.fromisoformat(v))
     if bare.startswith("Date"):
         return lambda v: None if v is None else date.fromisoformat(v)
     return _identity
+
+
+def _as_clickhouse_connect_does(value: datetime) -> datetime:
+    """UTC as a naive datetime (clickhouse-connect's default), other offsets kept."""
+    if value.tzinfo is not None and value.utcoffset() == timedelta(0):
+        return value.replace(tzinfo=None)
+    return value
 
 
 class WorkerClient:
@@ -50,12 +57,36 @@ class WorkerClient:
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1.0, read=timeout), retries=False)
 
     def alive(self) -> bool:
+        return self.health() is not None
+
+    def health(self) -> dict[str, Any] | None:
+        """The worker's /health answer, None when no worker answers."""
         try:
             response = self.http.request("GET", f"{self.base}/health", timeout=1.0)
         except urllib3.exceptions.HTTPError:
-            return False
+            return None
         # 503 is a worker that answers but is degraded (/health says why): still the one to ask.
-        return response.status in (200, 503)
+        if response.status not in (200, 503):
+            return None
+        try:
+            payload = orjson.loads(response.data)
+        except orjson.JSONDecodeError:
+            return {}
+        return payload if isinstance(payload, dict) else {}
+
+    def database_mismatch(self, dsn: str, health: dict[str, Any]) -> str | None:
+        """Why this worker must not answer for `dsn` (it serves another database), or None."""
+        from streams.clickhouse.identity import database_id, database_name
+
+        served = health.get("database")
+        if served == database_id(dsn):
+            return None
+        what = f"database {served}" if served else "a database it does not name (an older worker?)"
+        return (
+            f"the worker at {self.base} serves {what}, not STREAMS_CLICKHOUSE_DSN {database_name(dsn)} "
+            f"(database {database_id(dsn)}); use that worker's STREAMS_CLICKHOUSE_DSN, point STREAMS_WEB_PORT "
+            "at the worker of this database, or stop the other worker"
+        )
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         try:

@@ -32,7 +32,7 @@ ENRICH_BATCH = 500
 ENRICH_WITHIN_SECONDS = 0.05
 
 thread_state = table("thread_state", "Per-thread comment tree: parents, depths, waiting replies")
-fingerprints = table("fingerprints", "Authors seen per text fingerprint (spam signal)")
+fingerprints = table("fingerprints", "Earliest posting time per author of a text fingerprint (spam signal)")
 author_stats = table("author_stats", "Per-author counts: comments, flagged, threads, first seen")
 
 _EVENT = msgspec.json.Decoder(CommentEvent)
@@ -97,7 +97,10 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                     sources.append(source)
                     placements.append(placement)
                     features.append(feats)
-                    duplicates.append(note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author))
+                    posted = int(placement.event.posted_at.timestamp() * 1000)
+                    duplicates.append(
+                        note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author, posted)
+                    )
             sent = []
             fan_out = FanOut()
             for row, source in zip(

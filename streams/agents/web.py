@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from streams import metrics
 from streams.agents.common import reader, writer
 from streams.apitoken import bearer_matches
 from streams.app import app, settings
+from streams.clickhouse.identity import database_id
 from streams.clickhouse.readonly import StatementRefused, first_line
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,20 @@ def health_problems(now: float) -> list[str]:
     return problems
 
 
+#: Which database this worker serves (a hash, no secrets): `streams sql` refuses to ask a worker of
+#: another database than its own STREAMS_CLICKHOUSE_DSN.
+DATABASE_ID = database_id(settings.clickhouse_dsn)
+
+
 @app.page("/health")
 async def health_page(self: web.View, request: web.Request) -> web.Response:
     assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
     problems = health_problems(time.monotonic())
     status = "degraded" if problems else "ok"
-    return self.json({"status": status, "problems": problems, "assigned": assigned}, status=503 if problems else 200)
+    return self.json(
+        {"status": status, "problems": problems, "assigned": assigned, "database": DATABASE_ID},
+        status=503 if problems else 200,
+    )
 
 
 class BadRequest(ValueError):
@@ -129,7 +138,10 @@ class SqlView(web.View):
 def _plain(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        # clickhouse-connect returns UTC columns (all of ours) as naive datetimes: say they are UTC.
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -143,7 +155,12 @@ def _plain(value: Any) -> Any:
 @app.timer(interval=5.0)
 async def refresh_lag() -> None:
     consumer = app.consumer
+    # Changelog partitions are read (to restore tables) but never committed: their "lag" would be
+    # their whole length on an idle, caught-up worker. Only the topics agents consume count.
+    changelogs = app.tables.changelog_topics
     for tp in consumer.assignment():
+        if tp.topic in changelogs:
+            continue
         try:
             highwater = consumer.highwater(tp)
             # Faust keeps the offset of the last committed message (Kafka's committed offset is +1).

@@ -15,19 +15,43 @@ from streams.enrich.text import TextFeatures
 from streams.enrich.thread import Placement
 from streams.models import EnrichedComment
 
-#: How many distinct authors we remember per text fingerprint (enough to call it a wave).
+#: How many distinct authors we remember per text fingerprint (enough to call it a wave): the ones
+#: who posted it first in event time, so which ones are kept does not depend on arrival order.
 MAX_AUTHORS_PER_FINGERPRINT = 50
+#: Stand-in posting time for authors stored by the old state shape (a bare list of names, in
+#: arrival order, without times): they count as having posted before anything else.
+_UNKNOWN_EARLY_MS = -(2**53)
 
 
-def note_fingerprint(store: MutableMapping[str, Any], fingerprint: str, author: str) -> int:
-    """Remember that `author` posted this text; return how many OTHER authors posted it before."""
+def note_fingerprint(store: MutableMapping[str, Any], fingerprint: str, author: str, posted_ms: int) -> int:
+    """Remember that `author` posted this text at `posted_ms` (event time, epoch milliseconds);
+    return how many OTHER authors posted it before `posted_ms` (strictly earlier).
+
+    State per fingerprint: each author's earliest posting time, the `MAX_AUTHORS_PER_FINGERPRINT`
+    earliest ones, as ``[[author, posted_ms], ...]`` sorted by (time, author). Counting by event time
+    instead of "seen before" makes the answer independent of the order in which copies arrive,
+    provided every copy posted earlier has been noted already (one with an earlier posting time
+    that arrives later does not change the count of comments scored before it: see README,
+    "Moderation flags"). Copies posted at the same time do not count each other: their arrival
+    order is arbitrary, so counting them would make a replay disagree with the first run.
+    """
     if not fingerprint:
         return 0
     key = f"fp|{fingerprint}"
-    authors = list(store.get(key) or [])
-    others = sum(1 for a in authors if a != author)
-    if author not in authors and len(authors) < MAX_AUTHORS_PER_FINGERPRINT:
-        store[key] = [*authors, author]
+    first_seen: dict[str, int] = {}
+    for entry in store.get(key) or []:
+        if isinstance(entry, str):  # old state shape
+            name, at = entry, _UNKNOWN_EARLY_MS
+        else:
+            name, at = str(entry[0]), int(entry[1])
+        first_seen[name] = min(at, first_seen.get(name, at))
+    others = sum(1 for name, at in first_seen.items() if name != author and at < posted_ms)
+    if posted_ms < first_seen.get(author, posted_ms + 1):
+        first_seen[author] = posted_ms
+        kept = sorted(first_seen.items(), key=lambda item: (item[1], item[0]))[:MAX_AUTHORS_PER_FINGERPRINT]
+        updated = [[name, at] for name, at in kept]
+        if updated != store.get(key):
+            store[key] = updated
     return others
 
 

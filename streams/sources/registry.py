@@ -21,6 +21,7 @@ from streams.sources.common import BadRecord, ParseContext, Parsed, SourceFile, 
 from streams.sources.csvsource import parse_csv
 from streams.sources.disqus import parse_disqus
 from streams.sources.documents import parse_commento, parse_discourse, parse_mastodon
+from streams.sources.encoding import SNIFF_BYTES, encoding_problem
 from streams.sources.hackernews import parse_hackernews
 from streams.sources.jsonlines import BadLine, parse_jsonlines
 from streams.sources.reddit import parse_reddit
@@ -171,13 +172,17 @@ def parse_source(
 ) -> SourceResult:
     """Parse `path` as `fmt` (one of FORMATS); `tz` is the zone of times without an offset.
 
-    Raises SourceError for an unknown format, ThreadDumpError for a bad dump (or bad `tz`), OSError
+    Raises SourceError for an unknown format or a UTF-16/32 file, ThreadDumpError for a bad dump (or bad `tz`), OSError
     if the file cannot be read. Bad records are items, not errors; an export that cannot be read at
     all raises SourceParseError while iterating.
     """
     if fmt not in FORMATS:
         raise SourceError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     load_zone(tz, str(path))  # reject a bad --tz whatever the format
+    with path.open("rb") as fh:  # a UTF-16 file would otherwise fail line by line, obscurely
+        problem = encoding_problem(fh.read(SNIFF_BYTES), str(path))
+    if problem is not None:
+        raise SourceError(f"{path}: {problem}")
     detected: str | None = None
     if fmt == "auto":
         fmt, detected = detect(path, column_map)

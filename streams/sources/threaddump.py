@@ -46,6 +46,17 @@ _HEADER_RE = re.compile(
 # parse it is rejected loudly instead of silently becoming body text. (No ".*": keeps search linear.)
 _DATEISH_RE = re.compile(r"[0-9]/[0-9]+/[0-9]")
 _FOOTER_PREFIX = "In reply to by "
+# A header cut off before its end (a truncated scrape): names, a day name and the date, then part of
+# " - HH:MM Permalink". With at least " -" after the date it cannot be prose: an error on that line.
+_DAY_ALT = "|".join(_DAYS)
+_PERMALINK_PREFIX = "P(?:e(?:r(?:m(?:a(?:l(?:i(?:n)?)?)?)?)?)?)?"
+_TRUNCATED_HEADER_RE = re.compile(
+    rf"\S.*? (?:{_DAY_ALT}), [0-9]{{1,2}}/[0-9]{{1,2}}/[0-9]{{4}} -"
+    rf"(?: (?:[0-9]{{1,2}}(?::(?:[0-9]{{1,2}}(?: {_PERMALINK_PREFIX})?)?)?)?)?"
+)
+# Cut off within the date: could (rarely) be a sentence, so only a suspect (see _suspect_header).
+_PARTIAL_HEADER_RE = re.compile(rf"\S.*? (?:{_DAY_ALT}), [0-9]{{1,2}}(?:/(?:[0-9]{{1,2}}(?:/[0-9]{{0,4}})?)?)?")
+_HEADER_FORM = "'<Author> [<ParentAuthor>] <Day>, MM/DD/YYYY - HH:MM Permalink'"
 # C0 controls other than tab/LF/VT/FF/CR, and lone surrogates (from surrogateescape decoding):
 # neither occurs in a text dump, and surrogates cannot even be hashed as UTF-8.
 _BINARY_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ud800-\udfff]")
@@ -221,6 +232,12 @@ def _parse_header(line: str, line_no: int, source_name: str, warnings: list[str]
     return _Header(m["names"], local)
 
 
+def _truncated_header_error(line: str, line_no: int, source_name: str) -> ThreadDumpError:
+    return ThreadDumpError.at(
+        source_name, line_no, f"comment header is truncated: {line[-80:]!r} stops short of the full form {_HEADER_FORM}"
+    )
+
+
 def _to_utc(local: datetime, zone: ZoneInfo, line_no: int, source_name: str, warnings: list[str]) -> datetime:
     aware = local.replace(tzinfo=zone)
     try:
@@ -276,10 +293,15 @@ def parse_thread_dump(text: str, *, source_name: str, tz: str = "UTC") -> Thread
     # Cut the rest into the article and one block per comment header.
     article_lines: list[str] = []
     blocks: list[tuple[int, _Header, list[tuple[int, str]]]] = []
+    suspects: list[tuple[int, str]] = []  # lines that may be headers cut short within the date
     for idx in range(title_idx + 1, len(lines)):
         line_no = idx + 1
         stripped = _strip(lines[idx])
         header = _parse_header(stripped, line_no, source_name, warnings)
+        if header is None and _TRUNCATED_HEADER_RE.fullmatch(stripped):
+            raise _truncated_header_error(stripped, line_no, source_name)
+        if header is None and _PARTIAL_HEADER_RE.fullmatch(stripped):
+            suspects.append((line_no, stripped))
         if header is not None:
             blocks.append((line_no, header, []))
         elif blocks:
@@ -291,7 +313,20 @@ def parse_thread_dump(text: str, *, source_name: str, tz: str = "UTC") -> Thread
             article_lines.append(lines[idx])
 
     article = _paragraphs(article_lines)
-    raws = [_parse_block(no, header, body, zone, source_name, warnings) for no, header, body in blocks]
+    raws = []
+    for no, header, body in blocks:
+        try:
+            raws.append(_parse_block(no, header, body, zone, source_name, warnings))
+        except ThreadDumpError as exc:
+            # A header cut short inside this block merged two comments: that, not the symptom, is the error.
+            end = body[-1][0] if body else no
+            inside = [(n, text) for n, text in suspects if no < n <= end]
+            if inside:
+                raise _truncated_header_error(inside[0][1], inside[0][0], source_name) from exc
+            raise
+    for n, text in suspects:
+        where = f"{source_name}: line {n}"
+        warnings.append(f"{where}: {text[-80:]!r} looks like a truncated comment header; kept as text")
     thread_id = thread_id_for(title, article)
     comments = _build_events(raws, thread_id, title, source_name, warnings)
     return ThreadDump(
