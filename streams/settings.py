@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from streams import PROJECT_ROOT
 
 ENV_PREFIX = "STREAMS_"
+WORKER_ROLES = ("all", "processing", "sink")
 
 
 class SettingsError(ValueError):
@@ -58,6 +59,10 @@ class Settings:
     api_token: str = ""
     #: A file holding the API token (first line), instead of STREAMS_API_TOKEN.
     api_token_file: str = ""
+    #: What this worker process runs: all; processing (ingest, enrich, authors, windows; never opens
+    #: ClickHouse); sink (the ClickHouse sinks and /sql, its own consumer group). `streams worker
+    #: --processes N` sets it for its children (streams/supervisor.py).
+    worker_role: str = "all"
 
     @property
     def broker_url(self) -> str:
@@ -76,6 +81,22 @@ class Settings:
         from streams.apitoken import read_api_token
 
         return read_api_token(self.api_token, self.api_token_file)
+
+    @property
+    def runs_processing(self) -> bool:
+        """This process runs ingest, enrich, authors and windows."""
+        return self.worker_role in ("all", "processing")
+
+    @property
+    def runs_sink(self) -> bool:
+        """This process runs the ClickHouse sinks and /sql (and so opens ClickHouse)."""
+        return self.worker_role in ("all", "sink")
+
+    @property
+    def faust_app_id(self) -> str:
+        """The Faust app id (consumer group): the sink role is a group of its own, so the processing
+        group's partition assignment does not depend on which process owns the database."""
+        return self.topic(self.app_id + ("-sink" if self.worker_role == "sink" else ""))
 
     @property
     def worker_url(self) -> str:
@@ -109,6 +130,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.partitions < 1:
         raise SettingsError(f"{ENV_PREFIX}PARTITIONS must be >= 1, got {settings.partitions}")
+    if settings.worker_role not in WORKER_ROLES:
+        raise SettingsError(
+            f"{ENV_PREFIX}WORKER_ROLE must be one of {', '.join(WORKER_ROLES)}, got {settings.worker_role!r}"
+        )
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     return settings

@@ -1,10 +1,12 @@
 """Worker HTTP endpoints: /metrics (Prometheus), /health, /sql (read-only queries on the worker's
 ClickHouse, so `streams sql` works while the worker owns the embedded database), and the timers
-that refresh the lag and table-size gauges."""
+that refresh the lag and table-size gauges. /sql and the table sizes exist only where the sinks run
+(a processing-role process never opens ClickHouse)."""
 
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date, datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
 from streams.agents.common import writer
-from streams.app import app
+from streams.app import app, settings
 from streams.sqlguard import WriteRefused, check_read_only
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,9 @@ async def metrics_page(self: web.View, request: web.Request) -> web.Response:
 @app.page("/health")
 async def health_page(self: web.View, request: web.Request) -> web.Response:
     assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-    return self.json({"status": "ok", "assigned": assigned})
+    return self.json({"status": "ok", "role": settings.worker_role, "pid": os.getpid(), "assigned": assigned})
 
 
-@app.page("/sql")
 class SqlView(web.View):
     async def post(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = await request.json()
@@ -78,7 +79,6 @@ async def refresh_lag() -> None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
 
 
-@app.timer(interval=15.0)
 async def refresh_table_sizes() -> None:
     try:
         sizes = await writer.table_rows(TABLES)
@@ -87,3 +87,8 @@ async def refresh_table_sizes() -> None:
         return
     for name in TABLES:
         metrics.TABLE_ROWS.labels(name).set(sizes.get(name, 0))
+
+
+if settings.runs_sink:
+    app.page("/sql")(SqlView)
+    app.timer(interval=15.0)(refresh_table_sizes)
