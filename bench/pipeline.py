@@ -853,6 +853,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=0.0, help="seconds for the project phase (0: 300 + N/20)")
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (databases, logs)")
+    parser.add_argument("--commit", default="", help="the code's commit, when not run from its git checkout")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
     if args.latency_rate <= 0:
@@ -877,7 +878,7 @@ def main() -> int:
     settings = load_settings(env)
     record: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "commit": git_commit(),
+        "commit": args.commit or git_commit(),
         "machine": machine(),
         "events": args.events,
         "partitions": args.partitions,
