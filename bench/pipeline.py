@@ -547,6 +547,8 @@ def run_project(
     worker.start()
     assert worker.proc is not None
     watch = ProcessWatch(worker.proc.pid).start()
+    samples: dict[int, ProcSample] = {}
+    peaks: dict[int, ProcSample] = {}
     deadline = started + args.timeout
     t_ready = t_first = t_comments = t_windows = None
     cpu_at_ready: dict[int, float] = {}
@@ -591,9 +593,10 @@ def run_project(
         result["processing_seconds"] = metric_sums(
             client, urls, "streams_processing_seconds_sum", "agent"
         ) or metric_sums(client, urls, "streams_processing_seconds_total", "agent")
+        peaks = samples
         if args.latency_seconds > 0 and t_windows is not None:
             result["latency"] = run_latency(settings, client, args)
-            samples = watch.sample()
+            peaks = watch.sample()  # CPU stays the throughput phase's; peak RSS covers both
     finally:
         watch.stop()
         worker.stop()
@@ -619,7 +622,7 @@ def run_project(
             "cpu_seconds": round(s.cpu_seconds, 2),
             "cpu_seconds_after_ready": round(s.cpu_seconds - cpu_at_ready.get(s.pid, 0.0), 2),
             "cpu_seconds_per_1000": round(1000 * (s.cpu_seconds - cpu_at_ready.get(s.pid, 0.0)) / total, 3),
-            "rss_peak_mb": round(s.rss_peak_mb, 1),
+            "rss_peak_mb": round(max(s.rss_peak_mb, peaks[s.pid].rss_peak_mb if s.pid in peaks else 0.0), 1),
         }
         for s in sorted(samples.values(), key=lambda s: s.pid)
     ]
@@ -817,7 +820,10 @@ def append_markdown(r: dict[str, Any]) -> None:
         )
     before, rest = text.split(SECTION_START, 1)
     section, after = rest.split(SECTION_END, 1)
-    section = section.rstrip("\n") + "\n" + row + "\n"
+    # The row goes under the table's last row; notes written below the table stay below it.
+    lines = section.split("\n")
+    last = max(i for i, line in enumerate(lines) if line.startswith("|"))
+    section = "\n".join([*lines[: last + 1], row, *lines[last + 1 :]])
     RESULTS.write_text(before + SECTION_START + section + SECTION_END + after, encoding="utf-8")
     log(f"appended a row to {RESULTS}")
 
