@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: cluster-ddl demo run test test-archive-50k unit integration lint typecheck bench broker-start broker-stop clean system-deps
+.PHONY: cluster-ddl demo run test test-archive-50k unit integration lint typecheck bench bench-pipeline broker-start broker-stop clean system-deps
 
 # `streams demo` starts the broker if none answers, and stops what it started.
 demo: $(STAMP) system-deps
@@ -44,6 +44,17 @@ cluster-ddl: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/flags_eval.py
+
+# The whole pipeline against a plain consumer on the same N events (bench/pipeline.py; minutes, not in `make test`).
+N ?= 10000
+PARTITIONS ?= 4
+PROCESSES ?= 1
+LATENCY_RATE ?= 2000
+LATENCY_SECONDS ?= 60
+bench-pipeline: $(STAMP) broker-start
+	$(BIN)/python -c "import confluent_kafka" 2>/dev/null || $(BIN)/pip install -q -e ".[bench]"
+	nice -n 10 $(BIN)/python bench/pipeline.py --events $(N) --partitions $(PARTITIONS) --processes $(PROCESSES) \
+	  --latency-rate $(LATENCY_RATE) --latency-seconds $(LATENCY_SECONDS)
 
 broker-start: system-deps
 	bash $(KAFKA) start

@@ -18,7 +18,7 @@ from streams.settings import Settings, load_settings
 settings: Settings = load_settings()
 
 app = faust.App(
-    settings.topic(settings.app_id),
+    settings.faust_app_id,
     broker=settings.broker_url,
     # The consumer that never commits what it has not processed (streams/kafka_consumer.py).
     broker_consumer=settings.broker_url.replace("kafka://", f"{kafka_consumer.SCHEME}://"),

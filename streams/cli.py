@@ -57,32 +57,40 @@ def _settings() -> Settings:
 @cli.command()
 def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning, error")] = "",
+    processes: Annotated[
+        int, typer.Option(min=1, help="worker processes on this machine, under a supervisor (<= partitions)")
+    ] = 1,
 ) -> None:
     """Run the Faust worker: ingest, enrich, windows and ClickHouse sinks, with /metrics and /sql."""
     settings = _settings()
+    if processes > 1:
+        raise typer.Exit(_supervise(settings, processes, loglevel))
     from streams.clickhouse.client import ClickHouseUnavailable, connect
     from streams.clickhouse.migrations import MigrationError, migrate
 
     check_web_exposure(settings)
-    try:
-        applied = migrate(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
-    except (ClickHouseUnavailable, MigrationError) as exc:
-        raise fail(str(exc)) from exc
-    for m in applied:
-        err.print(f"applied migration {m.version:04d}_{m.name}")
+    if settings.runs_sink:  # a processing-role process never opens ClickHouse (supervisor.py)
+        try:
+            applied = migrate(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
+        except (ClickHouseUnavailable, MigrationError) as exc:
+            raise fail(str(exc)) from exc
+        for m in applied:
+            err.print(f"applied migration {m.version:04d}_{m.name}")
     asyncio.run(_ensure_topics(settings))
 
     from faust.worker import Worker
 
-    import streams.agents  # noqa: F401  (registers the agents)
-    from streams.agents.enrich import warm_up
+    import streams.agents  # noqa: F401  (registers the agents of this process's role)
     from streams.app import app
     from streams.enrich.flags import ModerationConfigError
 
-    try:
-        warm_up()
-    except ModerationConfigError as exc:
-        raise fail(str(exc)) from exc
+    if settings.runs_processing:
+        from streams.agents.enrich import warm_up
+
+        try:
+            warm_up()
+        except ModerationConfigError as exc:
+            raise fail(str(exc)) from exc
     freeze_long_lived_objects()
     runner = Worker(app, loglevel=loglevel or settings.log_level, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (every Kafka send then builds a log
@@ -104,6 +112,30 @@ def check_web_exposure(settings: Settings) -> None:
             f"STREAMS_WEB_HOST={settings.web_host} serves /sql beyond this machine: set STREAMS_API_TOKEN "
             "(or STREAMS_API_TOKEN_FILE) first"
         )
+
+
+def _supervise(settings: Settings, processes: int, loglevel: str) -> int:
+    """`streams worker --processes N`: the children and their roles are in streams/supervisor.py."""
+    import logging
+
+    from streams.clickhouse.client import ClickHouseUnavailable, connect, is_embedded
+    from streams.clickhouse.migrations import MigrationError, migrate
+    from streams.supervisor import PlanError, Supervisor, plan_processes
+
+    try:
+        specs = plan_processes(settings, processes)
+    except PlanError as exc:
+        raise fail(str(exc), 2) from exc
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", stream=sys.stderr)
+    if not is_embedded(settings.clickhouse_dsn):  # once here, not N times at once in the children
+        try:
+            migrate(connect(settings.clickhouse_dsn), cluster=settings.clickhouse_cluster)
+        except (ClickHouseUnavailable, MigrationError) as exc:
+            raise fail(str(exc)) from exc
+    asyncio.run(_ensure_topics(settings))
+    roles = ", ".join(f"{s.role} on :{s.web_port}" for s in specs)
+    err.print(f"supervising {len(specs)} worker processes: {roles}")
+    return Supervisor(specs, args=["--loglevel", loglevel] if loglevel else []).run()
 
 
 def freeze_long_lived_objects() -> None:

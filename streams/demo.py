@@ -62,17 +62,20 @@ def wait_for(check: Callable[[], bool], *, timeout: float, what: str, interval: 
 class WorkerProcess:
     """`streams worker` as a child process, logging to a file."""
 
-    def __init__(self, settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.env = env
+        self.args = args  # more `streams worker` options, like ("--processes", "2")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "streams.cli", "worker", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env or dict(os.environ),

@@ -14,6 +14,7 @@ from streams import PROJECT_ROOT
 from streams.clickhouse.limits import QueryLimits
 
 ENV_PREFIX = "STREAMS_"
+WORKER_ROLES = ("all", "processing", "sink")
 
 
 class SettingsError(ValueError):
@@ -93,6 +94,10 @@ class Settings:
     clickhouse_ca_file: str = ""
     #: A file holding the ClickHouse password (first line), instead of one in the DSN.
     clickhouse_password_file: str = ""
+    #: What this worker process runs: all; processing (ingest, enrich, authors, windows; never opens
+    #: ClickHouse); sink (the ClickHouse sinks and /sql, its own consumer group). `streams worker
+    #: --processes N` sets it for its children (streams/supervisor.py).
+    worker_role: str = "all"
 
     @property
     def broker_url(self) -> str:
@@ -114,6 +119,22 @@ class Settings:
 
     def query_limits(self) -> QueryLimits:
         return QueryLimits(timeout_seconds=self.sql_timeout_seconds, max_result_rows=self.sql_max_result_rows)
+
+    @property
+    def runs_processing(self) -> bool:
+        """This process runs ingest, enrich, authors and windows."""
+        return self.worker_role in ("all", "processing")
+
+    @property
+    def runs_sink(self) -> bool:
+        """This process runs the ClickHouse sinks and /sql (and so opens ClickHouse)."""
+        return self.worker_role in ("all", "sink")
+
+    @property
+    def faust_app_id(self) -> str:
+        """The Faust app id (consumer group): the sink role is a group of its own, so the processing
+        group's partition assignment does not depend on which process owns the database."""
+        return self.topic(self.app_id + ("-sink" if self.worker_role == "sink" else ""))
 
     @property
     def worker_url(self) -> str:
@@ -162,6 +183,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("STREAMS_SQL_TIMEOUT_SECONDS must be > 0 and STREAMS_SQL_MAX_RESULT_ROWS >= 1")
     if settings.clickhouse_cluster and settings.clickhouse_dsn.startswith("chdb://"):
         raise SettingsError("STREAMS_CLICKHOUSE_CLUSTER needs a server: an http(s):// STREAMS_CLICKHOUSE_DSN")
+    if settings.worker_role not in WORKER_ROLES:
+        raise SettingsError(
+            f"{ENV_PREFIX}WORKER_ROLE must be one of {', '.join(WORKER_ROLES)}, got {settings.worker_role!r}"
+        )
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     return settings

@@ -57,7 +57,10 @@ def caught_up(last_read: dict[str, faust.types.Message]) -> set[str]:
     """The input partitions read to their end (as far as the consumer knows): nothing more to send."""
     done = set()
     for source, message in last_read.items():
-        highwater = app.consumer.highwater(message.tp)
+        try:
+            highwater = app.consumer.highwater(message.tp)
+        except AssertionError:  # aiokafka's "Partition is not assigned": revoked by a rebalance since
+            continue  # it was read; crashing here would lose the batch in flight
         if highwater is not None and message.offset + 1 >= highwater:
             done.add(source)
     return done

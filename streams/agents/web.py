@@ -1,6 +1,7 @@
 """Worker HTTP endpoints: /metrics (Prometheus), /health, /sql (read-only queries on the worker's
 ClickHouse, so `streams sql` works while the worker owns the embedded database), and the timers
-that refresh the lag and table-size gauges.
+that refresh the lag and table-size gauges. /sql and the table sizes exist only where the sinks run
+(a processing-role process never opens ClickHouse).
 
 /sql needs `Authorization: Bearer <STREAMS_API_TOKEN>` whenever a token is set (the worker refuses
 to bind beyond loopback without one), takes `application/json` only (so a web page cannot send it
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from datetime import UTC, date, datetime
 from typing import Any
@@ -64,7 +66,14 @@ async def health_page(self: web.View, request: web.Request) -> web.Response:
     problems = health_problems(time.monotonic())
     status = "degraded" if problems else "ok"
     return self.json(
-        {"status": status, "problems": problems, "assigned": assigned, "database": DATABASE_ID},
+        {
+            "status": status,
+            "problems": problems,
+            "role": settings.worker_role,
+            "pid": os.getpid(),
+            "assigned": assigned,
+            "database": DATABASE_ID,
+        },
         status=503 if problems else 200,
     )
 
@@ -111,7 +120,6 @@ def sql_request(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return sql, parameters
 
 
-@app.page("/sql")
 class SqlView(web.View):
     async def post(self, request: web.Request) -> web.Response:
         try:
@@ -173,7 +181,6 @@ async def refresh_lag() -> None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
 
 
-@app.timer(interval=15.0)
 async def refresh_table_sizes() -> None:
     try:
         sizes = await asyncio.to_thread(table_rows, TABLES)
@@ -192,3 +199,8 @@ def table_rows(tables: tuple[str, ...]) -> dict[str, int]:
         {"tables": list(tables)},
     )
     return {str(t): int(n) for t, n in result.result_rows}
+
+
+if settings.runs_sink:
+    app.page("/sql")(SqlView)
+    app.timer(interval=15.0)(refresh_table_sizes)

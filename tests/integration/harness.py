@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -33,6 +34,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_block(count: int) -> int:
+    """A base port with `count` consecutive free ports (process i of `--processes` serves base + i),
+    below Linux's ephemeral range (32768-60999) so that no outgoing connection takes one meanwhile."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32768 - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports in 20000-32767")
+
+
 def ensure_broker() -> str:
     """Start the local broker if it is not up (idempotent); return its address."""
     port = os.environ.get("KAFKA_PORT", "9092")
@@ -41,7 +58,9 @@ def ensure_broker() -> str:
 
 
 class Pipeline:
-    def __init__(self, workdir: Path, broker: str, **overrides: str) -> None:
+    def __init__(
+        self, workdir: Path, broker: str, *, worker_args: tuple[str, ...] = (), web_ports: int = 1, **overrides: str
+    ) -> None:
         self.workdir = workdir
         prefix = f"t{uuid.uuid4().hex[:10]}."
         self.env = {
@@ -50,7 +69,7 @@ class Pipeline:
             "STREAMS_TOPIC_PREFIX": prefix,
             "STREAMS_CLICKHOUSE_DSN": f"chdb://{workdir / 'chdb'}",
             "STREAMS_DATA_DIR": str(workdir / "faust"),
-            "STREAMS_WEB_PORT": str(free_port()),
+            "STREAMS_WEB_PORT": str(free_port() if web_ports == 1 else free_port_block(web_ports)),
             "STREAMS_PARTITIONS": "2",
             "STREAMS_SINK_BATCH_SECONDS": "0.3",
             "STREAMS_LOG_LEVEL": os.environ.get("STREAMS_TEST_LOG_LEVEL", "warning"),  # info to diagnose a run
@@ -61,7 +80,7 @@ class Pipeline:
         }
         self.settings: Settings = load_settings(self.env)
         self.client = WorkerClient(self.settings)
-        self.worker = WorkerProcess(self.settings, workdir / "worker.log", env=self.env)
+        self.worker = WorkerProcess(self.settings, workdir / "worker.log", env=self.env, args=worker_args)
 
     def start(self) -> Pipeline:
         self.worker.start()
