@@ -81,7 +81,9 @@ def parse_wordpress(opener: Callable[[], IO[bytes]], ctx: ParseContext) -> Itera
                 else:
                     posted_at = _wp_time(child_text(c, "comment_date") or "", ctx)
             except ValueError as exc:
-                yield BadRecord(where, ET.tostring(c, encoding="utf-8"), f"comment {comment_id}: bad comment date: {exc}")
+                yield BadRecord(
+                    where, ET.tostring(c, encoding="utf-8"), f"comment {comment_id}: bad comment date: {exc}"
+                )
                 continue
             parent = (child_text(c, "comment_parent") or "0").strip()
             yield make_event(
