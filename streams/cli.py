@@ -316,6 +316,24 @@ def reconcile(
         raise fail(f"{failed} of {len(manifests)} feed(s) have records unaccounted for (not landed yet, or lost)")
 
 
+@cli.command("ingest-api")
+def ingest_api(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 6070,
+    max_body_bytes: Annotated[int, typer.Option(help="largest request body accepted (413 beyond)")] = 1 << 20,
+) -> None:
+    """Serve POST /v1/comments (schemas/openapi/ingest.yaml): events in, produced with acks=all."""
+    from aiohttp import web
+
+    from streams.ingest_api import make_app
+
+    settings = _settings()
+    if not settings.resolved_api_token():
+        raise fail("the ingest API needs a token: set STREAMS_API_TOKEN or STREAMS_API_TOKEN_FILE", 2)
+    err.print(f"ingest API on http://{host}:{port}/v1/comments -> {settings.topic('comments.raw')}")
+    web.run_app(make_app(settings, max_body=max_body_bytes), host=host, port=port, print=None)
+
+
 # -- ClickHouse --------------------------------------------------------------------------------
 
 

@@ -59,10 +59,9 @@ def parse_disqus(opener: Callable[[], IO[bytes]], ctx: ParseContext) -> Iterator
             continue
         posts += 1
         where = f"post {posts} (element {number})"
-        raw = ET.tostring(elem, encoding="utf-8")
         post_id = attr(elem, "id")
         if not post_id:
-            yield BadRecord(where, raw, "<post> without dsq:id")
+            yield BadRecord(where, ET.tostring(elem, encoding="utf-8"), "<post> without dsq:id")
             continue
         thread_elem = child(elem, "thread")
         thread_ref = attr(thread_elem, "id") if thread_elem is not None else None
@@ -88,7 +87,7 @@ def parse_disqus(opener: Callable[[], IO[bytes]], ctx: ParseContext) -> Iterator
         try:
             posted_at = iso_time(created)
         except ValueError as exc:
-            yield BadRecord(where, raw, f"post {post_id}: <createdAt>: {exc}")
+            yield BadRecord(where, ET.tostring(elem, encoding="utf-8"), f"post {post_id}: <createdAt>: {exc}")
             continue
         spam, deleted = _flag(elem, "isSpam"), _flag(elem, "isDeleted")
         state: SourceState = "spam" if spam else "deleted" if deleted else "visible"

@@ -62,13 +62,12 @@ def parse_wordpress(opener: Callable[[], IO[bytes]], ctx: ParseContext) -> Itera
                 continue
             comments += 1
             where = f"comment {comments} (item {items}, element {number})"
-            raw = ET.tostring(c, encoding="utf-8")
             if not post_id:
-                yield BadRecord(where, raw, "its <item> has no <wp:post_id>")
+                yield BadRecord(where, ET.tostring(c, encoding="utf-8"), "its <item> has no <wp:post_id>")
                 continue
             comment_id = (child_text(c, "comment_id") or "").strip()
             if not comment_id:
-                yield BadRecord(where, raw, "<wp:comment> without <wp:comment_id>")
+                yield BadRecord(where, ET.tostring(c, encoding="utf-8"), "<wp:comment> without <wp:comment_id>")
                 continue
             approved = (child_text(c, "comment_approved") or "1").strip().lower()
             state = _STATES.get(approved)
@@ -82,7 +81,9 @@ def parse_wordpress(opener: Callable[[], IO[bytes]], ctx: ParseContext) -> Itera
                 else:
                     posted_at = _wp_time(child_text(c, "comment_date") or "", ctx)
             except ValueError as exc:
-                yield BadRecord(where, raw, f"comment {comment_id}: bad comment date: {exc}")
+                yield BadRecord(
+                    where, ET.tostring(c, encoding="utf-8"), f"comment {comment_id}: bad comment date: {exc}"
+                )
                 continue
             parent = (child_text(c, "comment_parent") or "0").strip()
             yield make_event(
