@@ -259,7 +259,7 @@ class SparseLinearModel:
             arrays["coef16"] = self._coef.astype(np.float16)
         else:
             arrays["coef"] = self._coef.astype(np.float32)
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> SparseLinearModel:
