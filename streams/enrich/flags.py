@@ -5,11 +5,14 @@ Every category score is a noisy-OR of independent pieces of evidence, each a wei
 
 - lexicon terms (``lexicon:<category>:<term>``) and phrase rules (``phrase:<category>:<id>``),
   both in `data/moderation.toml`, matched on normalised text (see `streams.enrich.normalize`);
-- linear models (``model:<id>:<probability>``): our Davidson-2017 logistic regression for
-  toxicity and identity_attack (weights shipped in `data/`, scored with numpy, no pickle) and
-  alt-profanity-check for profanity; a model's probability times the configured weight;
+- linear models (``model:<id>:<probability>``): our comment model, one logistic-regression head
+  per text category (`comments-lr-v2`, trained by bench/train_flags.py on labelled comment sets;
+  weights shipped in `data/`, scored with numpy, no pickle) and alt-profanity-check for profanity;
+  a model's probability (re-based to the configured prior) times the configured weight. A model is
+  named as a reason only where it moved the rounded score;
 - spam signals (``spam:links=N``, ``spam:duplicate_authors=N``);
-- for `username`, the display name checked against username rules and the comment lexicons.
+- for `username`, the display name checked against username rules, the comment lexicons and the
+  display-name lexicon (`data/username-lexicon-v1.tsv`: category and severity per term).
 
 `toxicity` is at least the score of the categories it includes (identity attacks and threats are
 toxic too), with reason ``category:<name>``. A category is flagged when its score reaches its
