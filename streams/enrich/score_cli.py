@@ -4,10 +4,13 @@ Input is JSON lines, each an object with a string `body` and optionally a string
 (any event line from `streams parse` qualifies; other fields are ignored), or, with text mode,
 plain text lines (each line is a body). Output, in input order, is one JSON object per line:
 
-    {"scores": {category: float}, "flags": [category, ...], "reasons": {category: [rule, ...]}}
+    {"comment_id": ..., "event_id": ..., "author": ...,      (each only when the input has it)
+     "scores": {category: float}, "flags": [category, ...], "reasons": {category: [rule, ...]}}
 
-or ``{"error": "..."}`` for a line that cannot be scored (not JSON, not an object, no string
-`body`). No line is skipped and no input makes it stop: the caller can zip input and output.
+or ``{..., "error": "..."}`` for a line that cannot be scored (not JSON, not an object, no string
+`body`), with the same identifying fields when the line has them. No line is skipped and no input
+makes it stop: the caller can zip input and output, or join on `comment_id` / `event_id`. The
+command exits with status 1 when any line could not be scored (after writing every line).
 Memory stays constant: lines are scored in batches of `batch_size` and written as each batch
 completes.
 """
@@ -27,27 +30,38 @@ __all__ = ["run_score"]
 
 _ENCODER = msgspec.json.Encoder()
 
-# One pending line: what to score, or why it cannot be scored.
-_Pending = ScoreInput | str
+#: Input fields copied to the output line (when present as a string or an integer), so results
+#: can be joined back to their comments.
+PASSTHROUGH = ("comment_id", "event_id", "author")
+
+# One pending line: what to score (or why it cannot be scored), and the fields passed through.
+_Pending = tuple[ScoreInput | str, dict[str, str | int]]
 
 
 def _parse_json_line(line: bytes, number: int) -> _Pending:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return f"line {number}: invalid JSON: {exc}"
+        return f"line {number}: invalid JSON: {exc}", {}
     if not isinstance(obj, dict):
-        return f"line {number}: expected a JSON object, got {type(obj).__name__}"
+        return f"line {number}: expected a JSON object, got {type(obj).__name__}", {}
+    ids = {k: v for k in PASSTHROUGH if isinstance(v := obj.get(k), str | int) and not isinstance(v, bool)}
     body = obj.get("body")
     if not isinstance(body, str):
         what = "missing" if body is None else f"not a string ({type(body).__name__})"
-        return f"line {number}: field 'body' is {what}"
+        return f"line {number}: field 'body' is {what}", ids
     author = obj.get("author")
-    return ScoreInput(body=body, author=author if isinstance(author, str) and author else None)
+    return ScoreInput(body=body, author=author if isinstance(author, str) and author else None), ids
 
 
-def _error(message: str) -> bytes:
-    return orjson.dumps({"error": message}) + b"\n"
+def _error(message: str, ids: dict[str, str | int]) -> bytes:
+    return orjson.dumps({**ids, "error": message}) + b"\n"
+
+
+def _result_line(result: FlagResult, ids: dict[str, str | int]) -> bytes:
+    if not ids:
+        return _ENCODER.encode(result) + b"\n"
+    return orjson.dumps({**ids, "scores": result.scores, "flags": result.flags, "reasons": result.reasons}) + b"\n"
 
 
 def _score_one(scorer: FlagScorer, item: ScoreInput) -> FlagResult | str:
@@ -58,7 +72,7 @@ def _score_one(scorer: FlagScorer, item: ScoreInput) -> FlagResult | str:
 
 
 def _score_batch(scorer: FlagScorer, batch: list[tuple[int, _Pending]]) -> tuple[list[bytes], int]:
-    items = [p for _, p in batch if isinstance(p, ScoreInput)]
+    items = [p for _, (p, _) in batch if isinstance(p, ScoreInput)]
     scored: list[FlagResult | str]
     try:
         scored = list(scorer.score_many(items))
@@ -67,17 +81,17 @@ def _score_batch(scorer: FlagScorer, batch: list[tuple[int, _Pending]]) -> tuple
     results = iter(scored)
     lines: list[bytes] = []
     errors = 0
-    for number, pending in batch:
+    for number, (pending, ids) in batch:
         if isinstance(pending, str):
             errors += 1
-            lines.append(_error(pending))
+            lines.append(_error(pending, ids))
             continue
         result = next(results)
         if isinstance(result, str):
             errors += 1
-            lines.append(_error(f"line {number}: {result}"))
+            lines.append(_error(f"line {number}: {result}", ids))
         else:
-            lines.append(_ENCODER.encode(result) + b"\n")
+            lines.append(_result_line(result, ids))
     return lines, errors
 
 
@@ -100,7 +114,7 @@ def run_score(
         if line.endswith(b"\r"):
             line = line[:-1]
         if text_mode:
-            batch.append((number, ScoreInput(body=line.decode("utf-8", errors="replace"))))
+            batch.append((number, (ScoreInput(body=line.decode("utf-8", errors="replace")), {})))
         else:
             batch.append((number, _parse_json_line(line, number)))
         if len(batch) >= batch_size:

@@ -36,6 +36,11 @@ from streams.enrich.score_cli import run_score
 from streams.models import FlagResult
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The shipped toxicity threshold line (thresholds are chosen on DEV by bench/flags_eval.py).
+TOX_LINE = next(
+    x for x in DEFAULT_CONFIG_PATH.read_text(encoding="utf-8").splitlines(True) if x.startswith("toxicity = ")
+)
+TOX_SHIPPED = float(TOX_LINE.split("=")[1].split("#")[0])
 SAMPLE = ROOT / "streams" / "samples" / "000_0506d22904cf1e0a.txt"
 PROBE = ROOT / "bench" / "data" / "identity_probe.txt"
 _HEADER = re.compile(r"^(?P<names>.+?) (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d/\d\d/\d{4} - \d\d:\d\d Permalink$")
@@ -268,7 +273,7 @@ def test_rules_work_without_models() -> None:
 
 
 def test_word_featurizer_matches_model_features(scorer: FlagScorer) -> None:
-    path = scorer.config.models["davidson"].file
+    path = scorer.config.models["comments"].file
     assert path is not None
     model = SparseLinearModel.load(path)
     featurizer = WordFeaturizer(model)
@@ -305,7 +310,7 @@ def test_sparse_linear_model_reproduces_sklearn(tmp_path: Path) -> None:
 
 
 def test_one_pass_featurizer_feeds_both_models(scorer: FlagScorer) -> None:
-    path = scorer.config.models["davidson"].file
+    path = scorer.config.models["comments"].file
     assert path is not None
     prof = ProfanityCheckModel()
     assert prof.vocabulary is not None
@@ -318,7 +323,7 @@ def test_one_pass_featurizer_feeds_both_models(scorer: FlagScorer) -> None:
 
 
 def test_batch_featurizer_equals_one_text_at_a_time(scorer: FlagScorer) -> None:
-    path = scorer.config.models["davidson"].file
+    path = scorer.config.models["comments"].file
     assert path is not None
     prof = ProfanityCheckModel()
     assert prof.vocabulary is not None
@@ -394,21 +399,21 @@ def test_default_config_loads_and_keeps_the_detectors_table() -> None:
     ("old", "new", "message"),
     [
         (
-            "toxicity = 0.5\n",
+            TOX_LINE,
             'toxicity = "high"\n',
             "thresholds.toxicity: must be a number in [0, 1], got 'high' (str)",
         ),
-        ("toxicity = 0.5\n", "toxicity = 1.5\n", "thresholds.toxicity: must be in [0, 1], got 1.5"),
-        ("toxicity = 0.5\n", "toxicity = true\n", "thresholds.toxicity: must be a number"),
-        ("toxicity = 0.5\n", "toxicity = 0.5\ntoxicty = 0.5\n", "thresholds.toxicty: unknown key"),
-        ("toxicity = 0.5\n", "", "thresholds.toxicity: missing required key"),
+        (TOX_LINE, "toxicity = 1.5\n", "thresholds.toxicity: must be in [0, 1], got 1.5"),
+        (TOX_LINE, "toxicity = true\n", "thresholds.toxicity: must be a number"),
+        (TOX_LINE, "toxicity = 0.5\ntoxicty = 0.5\n", "thresholds.toxicty: unknown key"),
+        (TOX_LINE, "", "thresholds.toxicity: missing required key"),
         ("schema_version = 1\n", "schema_version = 1\n[extras]\nx = 1\n", "extras: unknown key"),
         ('id = "go-back"\n', 'id = "go-back"\ncolour = "red"\n', "phrases[8].colour: unknown key"),
         ("pattern = '''\\(\\(\\(", "pattern = '''((", "phrases[9].pattern: invalid regular expression"),
         ("pattern = '''\\(\\(\\(", "pattern = '''{nosuchmacro}\\(\\(\\(", "unknown macro {nosuchmacro}"),
         ("moron = 0.7\n", "moron = 7\n", 'lexicon.toxicity."moron": must be in [0, 1], got 7'),
         ("moron = 0.7\n", '"mo*ron" = 0.7\n', "'*' is only allowed at the start"),
-        ('file = "davidson-lr-v1.npz"', 'file = "missing.npz"', "models.davidson.file: model file not found"),
+        ('file = "comments-lr-v2.npz"', 'file = "missing.npz"', "models.comments.file: model file not found"),
         ("per_link = 0.2", "per_link = -0.2", "spam.per_link: must be in [0, 1]"),
         ("free_links = 1", "free_links = 1.5", "spam.free_links: must be an integer"),
         ("schema_version = 1", "schema_version = 2", "schema_version: unsupported version 2"),
@@ -436,10 +441,10 @@ def test_detectors_table_is_not_validated_here(tmp_path: Path) -> None:
 
 
 def test_env_var_overrides_the_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_config(tmp_path, "toxicity = 0.5\n", "toxicity = 0.9\n")
+    path = write_config(tmp_path, TOX_LINE, "toxicity = 0.9\n")
     monkeypatch.setenv(CONFIG_ENV, str(path))
     assert load_moderation_config().thresholds["toxicity"] == 0.9
-    assert load_moderation_config(DEFAULT_CONFIG_PATH).thresholds["toxicity"] == 0.5  # explicit path wins
+    assert load_moderation_config(DEFAULT_CONFIG_PATH).thresholds["toxicity"] == TOX_SHIPPED  # explicit path wins
     monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "gone.toml"))
     with pytest.raises(ModerationConfigError, match=r"gone\.toml: moderation config file not found"):
         load_moderation_config()
@@ -557,14 +562,49 @@ def test_score_json_lines_in_order_with_errors() -> None:
     assert errors == 5
     assert len(out) == len(lines)
     assert out[0]["flags"] == ["toxicity"]
-    assert set(out[0]) == {"scores", "flags", "reasons"}
+    # The input's identifying fields come back with the result (author and event_id here).
+    assert set(out[0]) == {"author", "event_id", "scores", "flags", "reasons"}
+    assert (out[0]["author"], out[0]["event_id"]) == ("FireBrander", "e1")
     assert str(out[1]["error"]).startswith("line 2: invalid JSON")
     assert out[2] == {"error": "line 3: field 'body' is not a string (int)"}
     assert out[3] == {"error": "line 4: expected a JSON object, got list"}
-    assert out[4] == {"error": "line 5: field 'body' is missing"}
+    assert out[4] == {"author": "x", "error": "line 5: field 'body' is missing"}  # identifiers kept
     assert "error" in out[5]
     assert out[6]["flags"] == []
+    assert "author" not in out[6]  # null is not passed through
     assert out[7]["flags"] == ["username"]
+
+
+def test_score_passes_identifiers_through_also_on_error_lines() -> None:
+    lines = [
+        b'{"comment_id": "c1", "event_id": "e1", "author": "Jim in MN", "body": "nice", "thread": "t"}\n',
+        b'{"comment_id": 42, "body": 7}\n',
+        b'{"comment_id": true, "event_id": ["x"], "body": "hello"}\n',
+    ]
+    out, errors = run(lines)
+    assert errors == 1
+    assert {k: out[0][k] for k in ("comment_id", "event_id", "author")} == {
+        "comment_id": "c1",
+        "event_id": "e1",
+        "author": "Jim in MN",
+    }
+    assert "thread" not in out[0]  # only the identifying fields
+    assert out[1] == {"comment_id": 42, "error": "line 2: field 'body' is not a string (int)"}
+    assert set(out[2]) == {"scores", "flags", "reasons"}  # a bool or a list is not an identifier
+
+
+def test_the_score_command_exits_non_zero_when_a_line_fails() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "score"],
+        input=b'{"comment_id": "a", "body": "lovely weather"}\nnot json\n{"comment_id": "c", "body": "ok"}\n',
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    rows = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [row.get("comment_id") for row in rows] == ["a", None, "c"]  # every line still written
+    assert "error" in rows[1] and "scores" in rows[2]
+    assert b"1 line(s) could not be scored" in done.stderr
 
 
 def test_score_text_mode() -> None:
@@ -670,3 +710,123 @@ def test_pathological_bodies_stay_linear(scorer: FlagScorer, body: str) -> None:
     detect_language(body)
     # Quadratic regex backtracking would take tens of seconds here; linear work is ~0.1 s.
     assert time.process_time() - started < 3.0
+
+
+# -- reasons agree with the scores ----------------------------------------------------------------
+
+
+def _reason_texts() -> list[str]:
+    lines = [x.strip() for x in PROBE.read_text().splitlines() if x.strip() and not x.startswith("#")]
+    extra = [
+        "you are a stupid idiot and i hate you",
+        "holy shit, what a goal",
+        "the jews control the media",
+        "all muslims are terrorists and should be deported",
+        "I will find you and I will hurt you",
+        "Earn $500 a day from home, click www.cash.com now",
+        "what a load of crap, you moron",
+        "fucking immigrants ruin everything",
+    ]
+    return sample_comments() + lines[:80] + extra
+
+
+def test_a_model_named_as_a_reason_moved_the_score(scorer: FlagScorer) -> None:
+    from dataclasses import replace
+
+    texts = _reason_texts()
+    results = scorer.score_many([ScoreInput(t) for t in texts])
+    cfg = scorer.config
+    cited = 0
+    for name, model in cfg.models.items():
+        if not model.enabled:
+            continue
+        without = FlagScorer(replace(cfg, models={**cfg.models, name: replace(model, enabled=False)}))
+        others = without.score_many([ScoreInput(t) for t in texts])
+        for text, with_it, without_it in zip(texts, results, others, strict=True):
+            for category, reasons in with_it.reasons.items():
+                if any(r.startswith(f"model:{model.id}:") for r in reasons):
+                    cited += 1
+                    assert with_it.scores[category] != without_it.scores[category], (text, category, reasons)
+    assert cited >= 5  # the check saw models cited
+
+
+def test_toxicity_set_by_an_included_category_names_it_not_the_model(scorer: FlagScorer) -> None:
+    result = scorer.score("gas the jews")
+    assert result.scores["toxicity"] == result.scores["identity_attack"]
+    assert "category:identity_attack" in result.reasons["toxicity"]
+    assert not any(r.startswith("model:") for r in result.reasons["toxicity"])
+
+
+# -- display names and the shared lexicons ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "author",
+    [
+        "Scunthorpe",
+        "Dickens Fan",
+        "assassin_creed_fan",
+        "Cockburn",
+        "Penistone Town",
+        "Sussex Gardener",
+        "Raccoon Rescue",
+        "Tycoon88",
+        "Pakistani Chef",
+        "Spicer",
+        "Cocktail Lover",
+        "Hancock",
+        "Matsushita",
+        "ClassicCars",
+        "Therapist Jane",
+        "Grape Ape",
+    ],
+)
+def test_benign_names_containing_a_slur_are_not_flagged(scorer: FlagScorer, author: str) -> None:
+    result = scorer.score("", author=author)
+    assert "username" not in result.flags
+    assert not any(r.startswith("username:lexicon:") for r in result.reasons.get("username", []))
+
+
+@pytest.mark.parametrize(
+    ("author", "reason"),
+    [
+        ("xXniggerXx", "username:lexicon:identity_attack:nigger"),
+        ("BigCoon", "username:lexicon:identity_attack:coon"),
+        ("SpicHunter", "username:lexicon:identity_attack:spic"),
+        ("RetardAlert", "username:lexicon:identity_attack:retard"),
+    ],
+)
+def test_names_with_lexicon_slurs_are_flagged_with_category_and_term(
+    scorer: FlagScorer, author: str, reason: str
+) -> None:
+    result = scorer.score("", author=author)
+    assert "username" in result.flags
+    # Where the comment lexicon has the word at a higher weight, its reason stands instead.
+    assert reason in result.reasons["username"] or reason.removeprefix("username:") in result.reasons["username"]
+
+
+def test_mild_lexicon_terms_in_names_are_reasons_below_the_threshold(scorer: FlagScorer) -> None:
+    result = scorer.score("", author="Dick Smith")  # a first name, and a mild term
+    assert "username" not in result.flags
+    assert 0.0 < result.scores["username"] < scorer.config.thresholds["username"]
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("kike\tslurs\t3\tword", "category must be one of"),
+        ("kike\tidentity_attack\t9\tword", "severity must be in [1, 3]"),
+        ("kike\tidentity_attack\t3\tinside", "mode must be 'word' or 'contains'"),
+        ("kike\tidentity_attack\t3", "expected 4 tab-separated fields"),
+    ],
+)
+def test_a_broken_display_name_lexicon_is_refused_with_file_and_line(tmp_path: Path, row: str, problem: str) -> None:
+    source = DEFAULT_CONFIG_PATH.parent / "username-lexicon-v1.tsv"
+    (tmp_path / "username-lexicon-v1.tsv").write_text(source.read_text(encoding="utf-8") + row + "\n")
+    text = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+    (tmp_path / "moderation.toml").write_text(text)
+    for model in ("comments-lr-v2.npz",):
+        (tmp_path / model).symlink_to(DEFAULT_CONFIG_PATH.parent / model)
+    with pytest.raises(ModerationConfigError, match=re.escape(problem)) as info:
+        load_moderation_config(tmp_path / "moderation.toml")
+    assert "username-lexicon-v1.tsv:" in str(info.value)
