@@ -26,12 +26,25 @@ from streams.app import (
     settings,
 )
 from streams.clickhouse.rows import COMMENT_COLUMNS, DEAD_LETTER_COLUMNS, comment_row, dead_letter_row
+from streams.clickhouse.writer import dedup_token
 from streams.ingest import Rejection
 from streams.models import DeadLetter, EnrichedComment
 from streams.windows.detectors import Alert
 from streams.windows.engine import LateEvent, WindowRow
 
 RowFn = Callable[[bytes, Any], list[Any]]  # (value, headers) -> row
+
+
+def batch_token(events: Sequence[faust.EventT[Any]]) -> str:
+    """The batch's insert_deduplication_token: the offset range it holds of each partition. A replay
+    that batches the same messages is dropped by replicated tables (cluster mode); one that batches
+    them differently is inserted and collapsed by ReplacingMergeTree, as on a single node."""
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
+    for event in events:
+        m = event.message
+        first, last = spans.get((m.topic, m.partition), (m.offset, m.offset))
+        spans[(m.topic, m.partition)] = (min(first, m.offset), max(last, m.offset))
+    return ",".join(dedup_token(t, p, a, b) for (t, p), (a, b) in sorted(spans.items()))
 
 
 def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str], to_row: RowFn) -> None:
@@ -54,7 +67,7 @@ def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str],
                         rows.append(dead_letter_row(dead_letter_of(event, rejection, stage=agent_name)))
                     else:
                         await send_dead_letter(event, rejection, stage=agent_name)
-            await writer.insert(table, rows, columns)
+            await writer.insert(table, rows, columns, dedup_token=batch_token(events))
             metrics.BATCH_SIZE.labels(agent_name).observe(len(rows))
             now = time.time()
             for event in events:
