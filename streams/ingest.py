@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from streams import deadletters
 from streams.models import (
     EARLIEST_TIME,
     MAX_BODY_BYTES,
@@ -22,7 +21,6 @@ from streams.models import (
     MAX_TITLE_BYTES,
     MAX_URL_BYTES,
     CommentEvent,
-    DeadLetter,
 )
 
 #: Clocks disagree; beyond this an event "from the future" is a producer bug, not skew.
@@ -140,29 +138,4 @@ def normalise(event: CommentEvent) -> CommentEvent:
         body=unicodedata.normalize("NFC", event.body),
         posted_at=event.posted_at.astimezone(UTC),
         edited_at=event.edited_at.astimezone(UTC) if event.edited_at else None,
-    )
-
-
-def dead_letter(
-    rejection: Rejection,
-    *,
-    stage: str,
-    raw: bytes,
-    topic: str,
-    partition: int,
-    offset: int,
-    origin: str = "",
-    received_at: datetime | None = None,
-) -> DeadLetter:
-    """The dead letter of a rejected input (see streams/deadletters.py)."""
-    return deadletters.dead_letter(
-        rejection.reason_code,
-        rejection.reason,
-        stage=stage,
-        raw=raw,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        origin=origin,
-        received_at=received_at,
     )

@@ -15,7 +15,7 @@ from streams import deadletters, metrics, topics
 from streams.app import dlq_topic, settings
 from streams.clickhouse.readonly import ReadOnlyClient
 from streams.clickhouse.writer import ClickHouseWriter
-from streams.ingest import Rejection, dead_letter
+from streams.ingest import Rejection
 from streams.models import DeadLetter
 
 ENCODER = msgspec.json.Encoder()
@@ -31,8 +31,9 @@ def dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str
     """The dead letter for `event`: its original bytes, where it was read from, and the feeder's origin."""
     m = event.message
     origin = deadletters.header_map(m.headers).get(deadletters.ORIGIN_HEADER, "")
-    return dead_letter(
-        rejection,
+    return deadletters.dead_letter(
+        rejection.reason_code,
+        rejection.reason,
         stage=stage,
         raw=as_bytes(m.value),
         topic=m.topic,
