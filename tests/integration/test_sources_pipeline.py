@@ -9,19 +9,10 @@ import pytest
 
 from streams.sources.registry import SourceItem, parse_source
 from tests.integration.harness import Pipeline
+from tests.unit.test_sources_formats import CSV_MAP, DATA
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "sources"
-CSV_MAP = {
-    "comment_id": "msg_id",
-    "parent_id": "reply_to",
-    "author": "user",
-    "body": "text",
-    "posted_at": "ts",
-    "thread_id": "topic",
-    "state": "status",
-}
 FILES = [
     ("reddit_comments.ndjson", {}),
     ("reddit_submissions.ndjson", {}),
