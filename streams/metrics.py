@@ -38,7 +38,14 @@ END_TO_END_SECONDS = Histogram(
     registry=REGISTRY,
 )
 BATCH_SIZE = Histogram(
-    "streams_batch_size", "Rows per sink batch", ["agent"], buckets=_BATCH_BUCKETS, registry=REGISTRY
+    "streams_batch_size",
+    "Kafka messages per agent batch (after ingest a message is an envelope of rows)",
+    ["agent"],
+    buckets=_BATCH_BUCKETS,
+    registry=REGISTRY,
+)
+ROWS_PER_INSERT = Histogram(
+    "streams_rows_per_insert", "Rows per ClickHouse insert", ["table"], buckets=_BATCH_BUCKETS, registry=REGISTRY
 )
 INSERT_SECONDS = Histogram(
     "streams_clickhouse_insert_seconds",

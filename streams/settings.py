@@ -35,7 +35,7 @@ class Settings:
     app_id: str = "comment-streams"
     #: Partitions of the topics this app creates.
     partitions: int = 4
-    #: The sink flushes a batch at this many rows ...
+    #: The sink flushes a batch at this many rows (an envelope of comments or windows counts as 500) ...
     sink_batch_rows: int = 2000
     #: ... or when its oldest row has waited this long.
     sink_batch_seconds: float = 1.0
@@ -54,6 +54,8 @@ class Settings:
     #: host name). A worker restarted after a crash then gets its partitions back at once instead of
     #: after the session timeout; but a stopped one keeps them until that timeout. Empty: dynamic.
     worker_instance_id: str = ""
+    #: Tests only: make agents fail once in a given batch, e.g. "enrich:2,windows:1" (streams/faults.py).
+    fault_inject: str = ""
     #: Moderation thresholds, lexicons and detector settings (empty: the bundled file).
     moderation_file: str = ""
     #: Event-time windows: how late an event may be and still count in its first emission.

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar, cast
 
 import faust
 import msgspec
 from faust.streams import Stream
 
-from streams import deadletters, metrics, topics
+from streams import batches, deadletters, metrics, topics
 from streams.app import dlq_topic, settings
 from streams.clickhouse.readonly import ReadOnlyClient
 from streams.clickhouse.writer import ClickHouseWriter
@@ -20,6 +18,14 @@ from streams.models import DeadLetter
 
 ENCODER = msgspec.json.Encoder()
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Decodes(Protocol[T_co]):
+    """A msgspec decoder or a batches.EnvelopeDecoder."""
+
+    def decode(self, value: bytes, /) -> T_co: ...
+
 
 #: The worker's ClickHouse connection for inserts (an embedded directory admits one process anyway).
 writer = ClickHouseWriter(settings.clickhouse_dsn)
@@ -55,12 +61,12 @@ async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, st
 
 
 async def decode_or_dead_letter(
-    event: faust.EventT[Any], decoder: msgspec.json.Decoder[T], *, stage: str, reason_code: str = "schema"
+    event: faust.EventT[Any], decoder: Decodes[T], *, stage: str, reason_code: str = "schema"
 ) -> T | None:
     """Decode an event's value; a value that does not decode goes to the dead-letter topic (None)."""
     try:
         return decoder.decode(as_bytes(event.value))
-    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError) as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError, batches.UnknownEnvelope) as exc:
         await send_dead_letter(event, Rejection(reason_code, str(exc)), stage=stage)
         return None
 
@@ -70,18 +76,22 @@ def concrete(stream: faust.StreamT[Any]) -> Stream[Any]:
     return cast(Stream[Any], stream)
 
 
-@contextmanager
-def timed(agent: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        metrics.PROCESSING_SECONDS.labels(agent).observe(time.perf_counter() - started)
-
-
 def as_bytes(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     if value is None:
         return b""
     return str(value).encode()
+
+
+async def send_envelopes(
+    topic: faust.TopicT, rows_by_partition: dict[int, list[Any]], *, agent: str, label: str
+) -> list[Awaitable[Any]]:
+    """Send each partition's rows, in order, as envelopes (streams/batches.py); return the delivery
+    futures. `label` is the topic's registry name (streams.topics), for the metric."""
+    sent: list[Awaitable[Any]] = []
+    for partition, rows in sorted(rows_by_partition.items()):
+        for value in batches.encode_envelopes(rows):
+            sent.append(await topic.send(value=value, partition=partition))
+        metrics.EVENTS_OUT.labels(agent, label).inc(len(rows))
+    return sent

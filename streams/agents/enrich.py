@@ -1,8 +1,9 @@
 """enrich: comments.valid -> thread placement, features, language, flags -> comments.authored
 (and windows.input, see streams.agents.windows.FanOut);
-authors: comments.authored (keyed by author) -> author stats -> comments.enriched (+ comments.flagged).
+authors: comments.authored (partitioned by author) -> author stats -> comments.enriched (+ comments.flagged).
 
-Author stats need every comment of an author in one partition, hence the re-keyed hop.
+Author stats need every comment of an author in one partition, hence the re-partitioned hop. Both
+hops carry envelopes (streams/batches.py): one message per destination partition per batch.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faust
-import msgspec
 
-from streams import metrics, topics
-from streams.agents.common import ENCODER, concrete, decode_or_dead_letter, timed
+from streams import faults, metrics, topics
+from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes
+from streams.agents.runner import run_batches
 from streams.agents.tablestore import StagedTable
 from streams.agents.windows import FanOut
 from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
+from streams.batches import EnvelopeDecoder, group_by_partition, partition_of
 from streams.enrich import authors as author_state
 from streams.enrich.compose import enrich_placements, note_fingerprint, with_author_stats
 from streams.enrich.flags import FlagScorer, load_moderation_config
@@ -28,15 +32,17 @@ from streams.enrich.text import text_features
 from streams.enrich.thread import Placement, ThreadTree
 from streams.models import CommentEvent, EnrichedComment
 
-ENRICH_BATCH = 500
+#: Envelopes per batch (each holds up to batches.ENVELOPE_MAX_ROWS comments of one partition).
+ENRICH_BATCH = 4
+AUTHORS_BATCH = 8
 ENRICH_WITHIN_SECONDS = 0.05
 
 thread_state = table("thread_state", "Per-thread comment tree: parents, depths, waiting replies")
 fingerprints = table("fingerprints", "Earliest posting time per author of a text fingerprint (spam signal)")
 author_stats = table("author_stats", "Per-author counts: comments, flagged, threads, first seen")
 
-_EVENT = msgspec.json.Decoder(CommentEvent)
-_ENRICHED = msgspec.json.Decoder(EnrichedComment)
+_EVENTS = EnvelopeDecoder(CommentEvent)
+_ENRICHED_BATCH = EnvelopeDecoder(EnrichedComment)
 
 
 @functools.cache
@@ -66,35 +72,43 @@ def caught_up(last_read: dict[str, faust.types.Message]) -> set[str]:
     return done
 
 
-@app.agent(valid_topic, name="enrich")
-async def enrich(stream: faust.StreamT[bytes]) -> None:
-    tree_store = StagedTable(thread_state)
-    fingerprint_store = StagedTable(fingerprints)
-    tree = ThreadTree(tree_store)
-    scorer = _scorer()  # loaded by warm_up before the worker started
-    # Newest event time sent per input partition, reported to the windows after each batch.
-    progress: dict[str, int] = {}
-    # The last message read from each input partition, to tell the windows which ones are caught up.
-    last_read: dict[str, faust.types.Message] = {}
-    async for events in concrete(stream).take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
-        metrics.EVENTS_IN.labels("enrich").inc(len(events))
-        metrics.BATCH_SIZE.labels("enrich").observe(len(events))
-        with timed("enrich"):
-            now_ms = int(time.time() * 1000)
-            placements: list[Placement] = []
-            sources: list[str] = []  # the valid-topic partition each placement came from
-            features = []
-            duplicates = []
-            for event in events:
-                tree_store.at(event)
-                fingerprint_store.at(event)
-                comment = await decode_or_dead_letter(event, _EVENT, stage="enrich")
-                if comment is None:
-                    continue
-                source = f"valid:{event.message.partition}"
+class Enrich:
+    """The enrich step's state between batches (the tables, the scorer, each source's progress)."""
+
+    def __init__(self) -> None:
+        self.tree_store = StagedTable(thread_state)
+        self.fingerprint_store = StagedTable(fingerprints)
+        self.tree = ThreadTree(self.tree_store)
+        self.scorer = _scorer()  # loaded by warm_up before the worker started
+        # Newest event time sent per input partition, reported to the windows after each batch.
+        self.progress: dict[str, int] = {}
+        # The last message read from each input partition, to tell the windows which ones are caught up.
+        self.last_read: dict[str, faust.types.Message] = {}
+
+    def reset(self) -> None:
+        self.tree_store.reset()
+        self.fingerprint_store.reset()
+
+    async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
+        tree = self.tree
+        now_ms = int(time.time() * 1000)
+        placements: list[Placement] = []
+        sources: list[str] = []  # the valid-topic partition each placement came from
+        features = []
+        duplicates = []
+        received = 0
+        for event in events:
+            self.tree_store.at(event)
+            self.fingerprint_store.at(event)
+            comments = await decode_or_dead_letter(event, _EVENTS, stage="enrich")
+            if comments is None:
+                continue
+            received += len(comments)
+            source = f"valid:{event.message.partition}"
+            self.last_read[source] = event.message
+            for comment in comments:
                 posted_ms = int(comment.posted_at.timestamp() * 1000)
-                progress[source] = max(posted_ms, progress.get(source, posted_ms))
-                last_read[source] = event.message
+                self.progress[source] = max(posted_ms, self.progress.get(source, posted_ms))
                 for placement in tree.place(comment, now_ms=now_ms):
                     feats = text_features(placement.event.body)
                     sources.append(source)
@@ -102,37 +116,53 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
                     features.append(feats)
                     posted = int(placement.event.posted_at.timestamp() * 1000)
                     duplicates.append(
-                        note_fingerprint(fingerprint_store, feats.fingerprint, placement.event.author, posted)
+                        note_fingerprint(self.fingerprint_store, feats.fingerprint, placement.event.author, posted)
                     )
-            sent = []
-            fan_out = FanOut()
-            for row, source in zip(
-                enrich_placements(placements, features, duplicates, scorer=scorer), sources, strict=True
-            ):
-                sent.append(await authored_topic.send(key=row.event.author.encode(), value=ENCODER.encode(row)))
-                thread_id, comment_id = row.event.thread_id, row.event.comment_id
-                routes = fan_out.add(row, source, tree.window_routes(thread_id, comment_id))
-                tree.set_window_routes(thread_id, comment_id, routes)
-            fan_out.add_progress(progress, caught_up(last_read))
-            sent.extend(await fan_out.send())
-            await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
-            await tree_store.persist()
-            await fingerprint_store.persist()
-            metrics.EVENTS_OUT.labels("enrich", topics.AUTHORED).inc(len(placements))
+        metrics.EVENTS_IN.labels("enrich").inc(received)
+        fan_out = FanOut()
+        rows = enrich_placements(placements, features, duplicates, scorer=self.scorer)
+        for row, source in zip(rows, sources, strict=True):
+            thread_id, comment_id = row.event.thread_id, row.event.comment_id
+            routes = fan_out.add(row, source, tree.window_routes(thread_id, comment_id))
+            tree.set_window_routes(thread_id, comment_id, routes)
+        fan_out.add_progress(self.progress, caught_up(self.last_read))
+        # An author's comments go to one comments.authored partition (their stats live there).
+        by_author = group_by_partition(rows, lambda r: partition_of(r.event.author, settings.partitions))
+        sent = await send_envelopes(authored_topic, by_author, agent="enrich", label=topics.AUTHORED)
+        sent.extend(await fan_out.send())
+        await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
+        faults.checkpoint("enrich")
+        await self.tree_store.persist()
+        await self.fingerprint_store.persist()
 
 
-@app.agent(authored_topic, name="authors")
-async def authors(stream: faust.StreamT[bytes]) -> None:
-    store = StagedTable(author_stats)
-    async for events in concrete(stream).take_events(ENRICH_BATCH, within=ENRICH_WITHIN_SECONDS):
-        metrics.EVENTS_IN.labels("authors").inc(len(events))
-        with timed("authors"):
-            sent = []
-            for event in events:
-                store.at(event)
-                comment = await decode_or_dead_letter(event, _ENRICHED, stage="authors")
-                if comment is None:
-                    continue
+@app.agent(valid_topic, name="enrich")
+async def enrich(stream: faust.StreamT[bytes]) -> None:
+    step = Enrich()
+    await run_batches(
+        "enrich", stream, step.handle, max_messages=ENRICH_BATCH, within_seconds=ENRICH_WITHIN_SECONDS, reset=step.reset
+    )
+
+
+class Authors:
+    """The authors step: per-author counts on each comment, then on to the sinks."""
+
+    def __init__(self) -> None:
+        self.store = StagedTable(author_stats)
+
+    async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
+        store = self.store
+        by_partition: dict[int, list[EnrichedComment]] = {}
+        flagged: list[EnrichedComment] = []
+        received = 0
+        for event in events:
+            store.at(event)
+            comments = await decode_or_dead_letter(event, _ENRICHED_BATCH, stage="authors")
+            if comments is None:
+                continue
+            received += len(comments)
+            out = by_partition.setdefault(event.message.partition, [])
+            for comment in comments:
                 e = comment.event
                 stats = author_state.observe(
                     store,
@@ -143,13 +173,30 @@ async def authors(stream: faust.StreamT[bytes]) -> None:
                     flagged=bool(comment.flags.flags),
                 )
                 row = with_author_stats(comment, stats)
-                payload = ENCODER.encode(row)
-                sent.append(await enriched_topic.send(key=e.thread_id.encode(), value=payload))
-                metrics.EVENTS_OUT.labels("authors", topics.ENRICHED).inc()
+                out.append(row)
                 if row.flags.flags:
-                    sent.append(await flagged_topic.send(key=e.thread_id.encode(), value=payload))
-                    metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
-                    for category in row.flags.flags:
-                        metrics.FLAGS.labels(category).inc()
-            await asyncio.gather(*sent)
-            await store.persist()
+                    flagged.append(row)
+        metrics.EVENTS_IN.labels("authors").inc(received)
+        sent = await send_envelopes(enriched_topic, by_partition, agent="authors", label=topics.ENRICHED)
+        # comments.flagged keeps one message per comment: it is read by people and tools, not agents.
+        for row in flagged:
+            sent.append(await flagged_topic.send(key=row.event.thread_id.encode(), value=ENCODER.encode(row)))
+            metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
+            for category in row.flags.flags:
+                metrics.FLAGS.labels(category).inc()
+        await asyncio.gather(*sent)
+        faults.checkpoint("authors")
+        await store.persist()
+
+
+@app.agent(authored_topic, name="authors")
+async def authors(stream: faust.StreamT[bytes]) -> None:
+    step = Authors()
+    await run_batches(
+        "authors",
+        stream,
+        step.handle,
+        max_messages=AUTHORS_BATCH,
+        within_seconds=ENRICH_WITHIN_SECONDS,
+        reset=step.store.reset,
+    )

@@ -1,8 +1,10 @@
-"""sink: batches rows (bounded by count and time) into ClickHouse, then lets Faust commit offsets.
+"""sink: batches of messages (bounded by count and time) into ClickHouse, then lets Faust commit offsets.
 
-Each message is pinned (an extra reference) while its batch is in flight and released only after
-ClickHouse accepted the batch. If the worker stops or dies mid-insert, the pinned offsets are never
-committed and the batch is consumed again on restart; the tables are idempotent, so nothing doubles.
+The runner (streams/agents/runner.py) pins each message while its batch is in flight and releases it
+only after ClickHouse accepted the batch. If the worker stops or dies mid-insert, the pinned offsets
+are never committed and the batch is consumed again on restart; the tables are idempotent, so
+nothing doubles. comments.enriched and activity.windows carry envelopes of rows; the other topics
+one row per message.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import faust
 import msgspec
 
-from streams import deadletters, metrics
-from streams.agents.common import as_bytes, concrete, dead_letter_of, send_dead_letter, writer
+from streams import deadletters, faults, metrics
+from streams.agents.common import as_bytes, dead_letter_of, send_dead_letter, writer
+from streams.agents.runner import run_batches
 from streams.app import (
     activity_windows_topic,
     alerts_topic,
@@ -25,6 +28,7 @@ from streams.app import (
     late_topic,
     settings,
 )
+from streams.batches import ENVELOPE_TYPICAL_ROWS, EnvelopeDecoder
 from streams.clickhouse.rows import COMMENT_COLUMNS, DEAD_LETTER_COLUMNS, comment_row, dead_letter_row
 from streams.clickhouse.writer import dedup_token
 from streams.ingest import Rejection
@@ -32,7 +36,7 @@ from streams.models import DeadLetter, EnrichedComment
 from streams.windows.detectors import Alert
 from streams.windows.engine import LateEvent, WindowRow
 
-RowFn = Callable[[bytes, Any], list[Any]]  # (value, headers) -> row
+RowsFn = Callable[[bytes, Any], list[list[Any]]]  # (value, headers) -> the message's rows
 
 
 def batch_token(events: Sequence[faust.EventT[Any]]) -> str:
@@ -47,69 +51,83 @@ def batch_token(events: Sequence[faust.EventT[Any]]) -> str:
     return ",".join(dedup_token(t, p, a, b) for (t, p), (a, b) in sorted(spans.items()))
 
 
-def clickhouse_sink(source: faust.TopicT, *, table: str, columns: Sequence[str], to_row: RowFn) -> None:
+def clickhouse_sink(
+    source: faust.TopicT, *, table: str, columns: Sequence[str], to_rows: RowsFn, enveloped: bool = False
+) -> None:
+    """An agent inserting what `source` carries into `table`: one column-oriented insert per batch."""
     agent_name = f"sink_{table}"
 
+    async def handle(events: Sequence[faust.EventT[Any]]) -> None:
+        metrics.EVENTS_IN.labels(agent_name).inc(len(events))
+        rows: list[list[Any]] = []
+        for event in events:
+            try:
+                rows.extend(to_rows(as_bytes(event.value), event.message.headers))
+            except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
+                # Our own topics carry our own types, so this is a bug upstream: keep the bytes.
+                rejection = Rejection("undecodable", f"{table} sink could not decode: {exc}")
+                if source is dlq_topic:
+                    rows.append(dead_letter_row(dead_letter_of(event, rejection, stage=agent_name)))
+                else:
+                    await send_dead_letter(event, rejection, stage=agent_name)
+        await writer.insert(table, rows, columns, dedup_token=batch_token(events))
+        metrics.ROWS_PER_INSERT.labels(table).observe(len(rows))
+        faults.checkpoint(agent_name)
+        now = time.time()
+        for event in events:
+            metrics.END_TO_END_SECONDS.labels(table).observe(max(0.0, now - event.message.timestamp))
+
+    # sink_batch_rows counts rows: an envelope counts as batches.ENVELOPE_TYPICAL_ROWS of them.
+    max_messages = max(1, settings.sink_batch_rows // ENVELOPE_TYPICAL_ROWS) if enveloped else settings.sink_batch_rows
+
     async def sink(stream: faust.StreamT[bytes]) -> None:
-        async for events in concrete(stream).take_events(settings.sink_batch_rows, within=settings.sink_batch_seconds):
-            started = time.perf_counter()
-            for event in events:
-                event.message.incref()
-            metrics.EVENTS_IN.labels(agent_name).inc(len(events))
-            rows = []
-            for event in events:
-                try:
-                    rows.append(to_row(as_bytes(event.value), event.message.headers))
-                except (msgspec.MsgspecError, ValueError, RecursionError) as exc:
-                    # Our own topics carry our own types, so this is a bug upstream: keep the bytes.
-                    rejection = Rejection("undecodable", f"{table} sink could not decode: {exc}")
-                    if source is dlq_topic:
-                        rows.append(dead_letter_row(dead_letter_of(event, rejection, stage=agent_name)))
-                    else:
-                        await send_dead_letter(event, rejection, stage=agent_name)
-            await writer.insert(table, rows, columns, dedup_token=batch_token(events))
-            metrics.BATCH_SIZE.labels(agent_name).observe(len(rows))
-            now = time.time()
-            for event in events:
-                event.message.decref()  # the batch is in ClickHouse: offsets may now be committed
-                metrics.END_TO_END_SECONDS.labels(table).observe(max(0.0, now - event.message.timestamp))
-            metrics.PROCESSING_SECONDS.labels(agent_name).observe(time.perf_counter() - started)
+        await run_batches(
+            agent_name, stream, handle, max_messages=max_messages, within_seconds=settings.sink_batch_seconds
+        )
 
     app.agent(source, name=agent_name)(sink)
 
 
-_ENRICHED = msgspec.json.Decoder(EnrichedComment)
+_ENRICHED_BATCH = EnvelopeDecoder(EnrichedComment)
 _DEAD = msgspec.json.Decoder(DeadLetter)
 
 
-def dead_letter_from(value: bytes, headers: Any) -> list[Any]:
+def dead_letter_from(value: bytes, headers: Any) -> list[list[Any]]:
     """A dead-letter row: from the headers, or from the JSON form written before migration 0004."""
     try:
-        return dead_letter_row(deadletters.from_message(value, headers))
+        return [dead_letter_row(deadletters.from_message(value, headers))]
     except deadletters.NotADeadLetter:
-        return dead_letter_row(_DEAD.decode(value))
+        return [dead_letter_row(_DEAD.decode(value))]
 
 
 clickhouse_sink(
     enriched_topic,
     table="comments",
     columns=COMMENT_COLUMNS,
-    to_row=lambda raw, _headers: comment_row(_ENRICHED.decode(raw)),
+    to_rows=lambda raw, _headers: [comment_row(c) for c in _ENRICHED_BATCH.decode(raw)],
+    enveloped=True,
 )
-clickhouse_sink(dlq_topic, table="dead_letters", columns=DEAD_LETTER_COLUMNS, to_row=dead_letter_from)
+clickhouse_sink(dlq_topic, table="dead_letters", columns=DEAD_LETTER_COLUMNS, to_rows=dead_letter_from)
 
 
-def struct_sink(source: faust.TopicT, table: str, struct: type[msgspec.Struct]) -> None:
-    """A sink for a msgspec Struct whose fields are, in order, the table's columns."""
-    decoder = msgspec.json.Decoder(struct)
-    clickhouse_sink(
-        source,
-        table=table,
-        columns=struct.__struct_fields__,
-        to_row=lambda raw, _headers: list(msgspec.structs.astuple(decoder.decode(raw))),
-    )
+def struct_sink(source: faust.TopicT, table: str, struct: type[msgspec.Struct], *, enveloped: bool = False) -> None:
+    """A sink for a msgspec Struct whose fields are, in order, the table's columns; `enveloped`:
+    the topic carries envelopes of them (streams/batches.py), else one per message."""
+    astuple = msgspec.structs.astuple
+    if enveloped:
+        envelopes = EnvelopeDecoder(struct)
+
+        def to_rows(raw: bytes, _headers: Any) -> list[list[Any]]:
+            return [list(astuple(row)) for row in envelopes.decode(raw)]
+    else:
+        decoder = msgspec.json.Decoder(struct)
+
+        def to_rows(raw: bytes, _headers: Any) -> list[list[Any]]:
+            return [list(astuple(decoder.decode(raw)))]
+
+    clickhouse_sink(source, table=table, columns=struct.__struct_fields__, to_rows=to_rows, enveloped=enveloped)
 
 
-struct_sink(activity_windows_topic, "activity_windows", WindowRow)
+struct_sink(activity_windows_topic, "activity_windows", WindowRow, enveloped=True)
 struct_sink(alerts_topic, "alerts", Alert)
 struct_sink(late_topic, "late_events", LateEvent)

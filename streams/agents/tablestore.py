@@ -15,6 +15,11 @@ without comments after a restart). :meth:`StagedTable.persist` sends the changel
 and waits for the broker's acknowledgement before the agent takes (and so acknowledges) its next
 batch.
 
+(4) A failed batch is replayed in-process (streams/agents/runner.py) against the state as it was:
+reads hand out copies of the stored values, so a failed attempt's in-place changes never reach the
+table, and :meth:`reset` forgets its staged writes. Changelog records that failed to send are sent
+again by the next :meth:`persist` (the table's memory already holds them).
+
 Keys are written to the changelog partition of the input partition that wrote them (Faust's rule:
 a table partition follows its source topic partition), so the agent says which partition it is
 processing (`at`).
@@ -26,8 +31,19 @@ import asyncio
 from typing import Any
 
 import faust
+import msgspec
 
 from streams.windows.engine import _DELETED, WriteBuffer
+
+_COPY_ENCODER = msgspec.msgpack.Encoder()
+_COPY_DECODER = msgspec.msgpack.Decoder()
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON-like value (msgpack round trip: much faster than copy.deepcopy)."""
+    if isinstance(value, dict | list):
+        return _COPY_DECODER.decode(_COPY_ENCODER.encode(value))
+    return value
 
 
 class StagedTable(WriteBuffer):
@@ -39,6 +55,10 @@ class StagedTable(WriteBuffer):
         self.table = table
         self._owner: dict[str, int] = {}
         self._partition = -1
+        #: Copies of stored values read in this batch (the same copy for every read of a key).
+        self._read: dict[str, Any] = {}
+        #: Changelog records written to memory whose send failed: sent first by the next persist().
+        self._unsent: list[tuple[str, Any, Any, int]] = []
 
     def at(self, event: faust.EventT[Any]) -> None:
         """Subsequent writes belong to `event`'s partition."""
@@ -49,7 +69,25 @@ class StagedTable(WriteBuffer):
         if key in self._staged:
             value = self._staged[key]
             return default if value is _DELETED else value
-        return self.backing.get(key, default)
+        if key in self._read:
+            return self._read[key]
+        value = self.backing.get(key)
+        if value is None:
+            return default
+        copied = self._read[key] = _copy(value)
+        return copied
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _DELETED)
+        if value is _DELETED:
+            raise KeyError(key)
+        return value
+
+    def reset(self) -> None:
+        """Forget the batch's staged writes and read copies (a failed attempt; see the runner)."""
+        self._staged.clear()
+        self._owner.clear()
+        self._read.clear()
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
@@ -62,8 +100,7 @@ class StagedTable(WriteBuffer):
     async def persist(self) -> None:
         """Apply the staged writes to the table and wait until the broker has their changelog records."""
         table = self.table
-        changelog = table.changelog_topic
-        sent = []
+        records = self._unsent
         for key, value in self.write_order():  # safe to crash in the middle of: see WriteBuffer
             partition = self._owner[key]
             serializer = table.value_serializer
@@ -74,6 +111,11 @@ class StagedTable(WriteBuffer):
                 value, serializer = None, "raw"  # a tombstone, as Faust writes it
             else:
                 table.data[key] = value
+            records.append((key, value, serializer, partition))
+        self.reset()
+        changelog = table.changelog_topic
+        sent = []
+        for key, value, serializer, partition in records:
             sent.append(
                 await changelog.send(
                     key=key,
@@ -84,6 +126,5 @@ class StagedTable(WriteBuffer):
                     callback=table._on_changelog_sent,  # Faust's bookkeeping of persisted offsets
                 )
             )
-        self._staged.clear()
-        self._owner.clear()
         await asyncio.gather(*sent)
+        self._unsent = []

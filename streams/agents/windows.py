@@ -16,15 +16,16 @@ import asyncio
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
 import msgspec
 
-from streams import metrics, topics
-from streams.agents.common import ENCODER, concrete, decode_or_dead_letter, timed
+from streams import faults, metrics, topics
+from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes
+from streams.agents.runner import run_batches
 from streams.agents.tablestore import StagedTable
 from streams.app import (
     activity_windows_topic,
@@ -35,6 +36,7 @@ from streams.app import (
     table,
     windows_input_topic,
 )
+from streams.batches import group_by_partition, partition_of
 from streams.models import EnrichedComment
 from streams.windows.detectors import load_detector_config
 from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
@@ -150,56 +152,77 @@ class FanOut:
         return sent
 
 
+class Windows:
+    """The windows step: deliveries in, window rows, late events and alerts out."""
+
+    def __init__(self) -> None:
+        self.store = StagedTable(window_state)
+        self.engine = WindowEngine(window_config(), self.store)
+
+    async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
+        engine = self.engine
+        now_ms = int(time.time() * 1000)
+        output = EngineOutput()
+        items = 0
+        for event in events:
+            self.store.at(event)
+            deliveries = await decode_or_dead_letter(event, _DELIVERIES, stage="windows", reason_code="undecodable")
+            partition = event.message.partition
+            for delivery in deliveries or ():
+                if delivery.item is not None:
+                    items += 1
+                    output.extend(
+                        engine.process(
+                            partition,
+                            delivery.kind,
+                            delivery.key,
+                            delivery.item,
+                            now_ms,
+                            delivery.source or None,
+                            remove=delivery.remove,
+                        )
+                    )
+                elif delivery.source:
+                    output.extend(
+                        engine.progress(
+                            partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up
+                        )
+                    )
+                else:
+                    output.extend(engine.tick(partition, now_ms))
+        metrics.EVENTS_IN.labels("windows").inc(items)
+        # Rows acknowledged by the broker before the state that produced them is persisted.
+        await asyncio.gather(*await publish(output))
+        faults.checkpoint("windows")
+        await self.store.persist()
+        for partition in {e.message.partition for e in events}:
+            watermark = engine.watermark(partition)
+            if watermark is not None:
+                metrics.WATERMARK_SECONDS.labels(str(partition)).set(watermark / 1000)
+
+
 @app.agent(windows_input_topic, name="windows")
 async def windows(stream: faust.StreamT[bytes]) -> None:
-    store = StagedTable(window_state)
-    engine = WindowEngine(window_config(), store)
-    async for events in concrete(stream).take_events(WINDOWS_BATCH, within=WINDOWS_WITHIN_SECONDS):
-        with timed("windows"):
-            now_ms = int(time.time() * 1000)
-            output = EngineOutput()
-            for event in events:
-                store.at(event)
-                deliveries = await decode_or_dead_letter(event, _DELIVERIES, stage="windows", reason_code="undecodable")
-                partition = event.message.partition
-                for delivery in deliveries or ():
-                    if delivery.item is not None:
-                        metrics.EVENTS_IN.labels("windows").inc()
-                        output.extend(
-                            engine.process(
-                                partition,
-                                delivery.kind,
-                                delivery.key,
-                                delivery.item,
-                                now_ms,
-                                delivery.source or None,
-                                remove=delivery.remove,
-                            )
-                        )
-                    elif delivery.source:
-                        output.extend(
-                            engine.progress(
-                                partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up
-                            )
-                        )
-                    else:
-                        output.extend(engine.tick(partition, now_ms))
-            # Rows acknowledged by the broker before the state that produced them is persisted.
-            await asyncio.gather(*await publish(output))
-            await store.persist()
-            for partition in {e.message.partition for e in events}:
-                watermark = engine.watermark(partition)
-                if watermark is not None:
-                    metrics.WATERMARK_SECONDS.labels(str(partition)).set(watermark / 1000)
+    step = Windows()
+    await run_batches(
+        "windows",
+        stream,
+        step.handle,
+        max_messages=WINDOWS_BATCH,
+        within_seconds=WINDOWS_WITHIN_SECONDS,
+        reset=step.store.reset,
+    )
 
 
 async def publish(output: EngineOutput) -> list[Awaitable[Any]]:
-    """Send the engine's rows; return the delivery futures."""
-    sent: list[Awaitable[Any]] = []
+    """Send the engine's rows (window rows as envelopes, partitioned by window); return the delivery futures."""
+    by_window = group_by_partition(
+        output.windows, lambda row: partition_of(route_key(row.kind, row.key), settings.partitions)
+    )
+    sent = await send_envelopes(activity_windows_topic, by_window, agent="windows", label=topics.ACTIVITY_WINDOWS)
     for row in output.windows:
-        key = route_key(row.kind, row.key).encode()
-        sent.append(await activity_windows_topic.send(key=key, value=ENCODER.encode(row)))
         metrics.WINDOWS_EMITTED.labels(row.kind).inc()
+    # Late events and alerts stay one message each: rare, and alerts are read by people and tools.
     for late in output.late:
         sent.append(await late_topic.send(key=late.thread_id.encode(), value=ENCODER.encode(late)))
         metrics.LATE_EVENTS.labels(late.window_kind).inc()

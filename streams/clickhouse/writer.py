@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.insert import InsertContext
 
 from streams import metrics
 from streams.clickhouse.client import connect
@@ -41,6 +42,8 @@ class ClickHouseWriter:
         self.dsn = dsn
         self.max_backoff_seconds = max_backoff_seconds
         self._client: Client | None = None
+        #: One insert context per (table, columns): the column types are looked up once, not per insert.
+        self._contexts: dict[tuple[str, tuple[str, ...]], InsertContext] = {}
         self._lock = threading.Lock()
         #: Monotonic time since which inserts have been failing (None: the last one succeeded).
         self.failing_since: float | None = None
@@ -50,7 +53,27 @@ class ClickHouseWriter:
     def client(self) -> Client:
         if self._client is None:
             self._client = connect(self.dsn)
+            self._contexts.clear()
         return self._client
+
+    def _insert_columns(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str | None
+    ) -> None:
+        """One column-oriented insert through the table's reused insert context."""
+        if not rows:
+            return
+        key = (table, tuple(columns))
+        context = self._contexts.get(key)
+        if context is None:
+            context = self.client.create_insert_context(table, list(columns), column_oriented=True)
+            self._contexts[key] = context
+        context.settings = insert_settings(token)
+        context.data = [list(column) for column in zip(*rows, strict=True)]
+        try:
+            self.client.insert(context=context)
+        except BaseException:
+            self._contexts.pop(key, None)  # a context left mid-insert is not reused
+            raise
 
     def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
@@ -60,8 +83,7 @@ class ClickHouseWriter:
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], *, dedup_token: str | None = None
     ) -> None:
         started = time.perf_counter()
-        options = insert_settings(dedup_token)
-        self._run(lambda: self.client.insert(table, rows, column_names=list(columns), settings=options))
+        self._run(self._insert_columns, table, rows, columns, dedup_token)
         metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INSERT_ROWS.labels(table).inc(len(rows))
 

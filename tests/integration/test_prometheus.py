@@ -94,5 +94,9 @@ def test_prometheus_scrapes_the_pipeline_series(pipeline: Pipeline, prometheus: 
         time.sleep(1)
     assert not missing, f"series not (yet) in Prometheus with the expected values: {missing}"
     # Lag is exported per topic and partition, never per author or thread (bounded labels).
+    # (refreshed every 5 s, then scraped: it may come after the counters above)
     lag = instant(prometheus, "streams_consumer_lag")
+    while not lag and time.monotonic() < deadline + 30:
+        time.sleep(1)
+        lag = instant(prometheus, "streams_consumer_lag")
     assert lag and all(set(s["metric"]) <= {"__name__", "instance", "job", "topic", "partition"} for s in lag)  # type: ignore[arg-type]
