@@ -58,7 +58,7 @@ class StagedTable(WriteBuffer):
         #: Copies of stored values read in this batch (the same copy for every read of a key).
         self._read: dict[str, Any] = {}
         #: Changelog records written to memory whose send failed: sent first by the next persist().
-        self._unsent: list[tuple[str, Any, Any, int]] = []
+        self._unsent: list[tuple[bytes | None, bytes | None, int]] = []
 
     def at(self, event: faust.EventT[Any]) -> None:
         """Subsequent writes belong to `event`'s partition."""
@@ -98,33 +98,28 @@ class StagedTable(WriteBuffer):
         self._owner[key] = self._partition
 
     async def persist(self) -> None:
-        """Apply the staged writes to the table and wait until the broker has their changelog records."""
+        """Apply the staged writes to the table and wait until the broker has their changelog records.
+
+        The records go straight to the producer, serialised as Faust's own changelog writes are (so
+        its recovery reads them back), without Faust's per-message channel machinery; the memory
+        store keeps no persisted offsets, so Faust's send callback would do nothing here."""
         table = self.table
+        changelog = table.changelog_topic
         records = self._unsent
         for key, value in self.write_order():  # safe to crash in the middle of: see WriteBuffer
             partition = self._owner[key]
-            serializer = table.value_serializer
             if value is None:
                 if key not in table.data:
                     continue  # created and deleted within the batch: never persisted
                 del table.data[key]
-                value, serializer = None, "raw"  # a tombstone, as Faust writes it
+                encoded = None  # a tombstone, as Faust writes it
             else:
                 table.data[key] = value
-            records.append((key, value, serializer, partition))
+                encoded = changelog.prepare_value(value, table.value_serializer)[0]
+            records.append((changelog.prepare_key(key, table.key_serializer)[0], encoded, partition))
         self.reset()
-        changelog = table.changelog_topic
-        sent = []
-        for key, value, serializer, partition in records:
-            sent.append(
-                await changelog.send(
-                    key=key,
-                    value=value,
-                    partition=partition,
-                    key_serializer=table.key_serializer,
-                    value_serializer=serializer,
-                    callback=table._on_changelog_sent,  # Faust's bookkeeping of persisted offsets
-                )
-            )
+        producer = table.app.producer
+        topic = changelog.get_topic_name()
+        sent = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]
         await asyncio.gather(*sent)
         self._unsent = []
