@@ -16,7 +16,8 @@ and waits for the broker's acknowledgement before the agent takes (and so acknow
 batch.
 
 (4) A failed batch is replayed in-process (streams/agents/runner.py) against the state as it was:
-reads hand out copies of the stored values, so a failed attempt's in-place changes never reach the
+values are never changed in place (the code copies what it changes, or the table hands out copies
+of the keys it would change in place: `copy_reads`), so a failed attempt's changes never reach the
 table, and :meth:`reset` forgets its staged writes. Changelog records that failed to send are sent
 again by the next :meth:`persist` (the table's memory already holds them).
 
@@ -28,6 +29,7 @@ processing (`at`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -50,9 +52,13 @@ class StagedTable(WriteBuffer):
     """A WriteBuffer whose reads bypass Faust (the table's in-memory data) and whose
     :meth:`persist` writes the table and its changelog under the right partitions."""
 
-    def __init__(self, table: faust.Table[str, Any]) -> None:
+    def __init__(self, table: faust.Table[str, Any], *, copy_reads: Callable[[str], bool] | None = None) -> None:
+        """`copy_reads(key)`: whether reads of `key` hand out a copy, for code that changes the values
+        it reads in place (the window engine's metadata and indexes). Code that copies what it
+        changes itself (the thread tree, author counts, fingerprints) is spared the cost."""
         super().__init__(table.data)
         self.table = table
+        self._copy_reads = copy_reads
         self._owner: dict[str, int] = {}
         self._partition = -1
         #: Copies of stored values read in this batch (the same copy for every read of a key).
@@ -74,6 +80,8 @@ class StagedTable(WriteBuffer):
         value = self.backing.get(key)
         if value is None:
             return default
+        if self._copy_reads is None or not self._copy_reads(key):
+            return value
         copied = self._read[key] = _copy(value)
         return copied
 

@@ -156,7 +156,8 @@ class Windows:
     """The windows step: deliveries in, window rows, late events and alerts out."""
 
     def __init__(self) -> None:
-        self.store = StagedTable(window_state)
+        # The engine changes its metadata, indexes and expiry lists in place; buckets it copies itself.
+        self.store = StagedTable(window_state, copy_reads=lambda key: not key.startswith("b:"))
         self.engine = WindowEngine(window_config(), self.store)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:

@@ -620,8 +620,12 @@ class WindowEngine:
             before: Bucket | None = None  # the bucket before this item, for corrections
             if members is None:
                 members = {}
-            elif minute < closed:
-                before = dict(members)
+            else:
+                # A new dict rather than a change in place: the stored bucket stays as it was until
+                # the batch is persisted, so a failed batch replays against it (StagedTable).
+                members = dict(members)
+                if minute < closed:
+                    before = dict(members)
             if remove:
                 del members[item.comment_id]
             else:
