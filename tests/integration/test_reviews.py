@@ -108,7 +108,7 @@ def test_a_verdict_against_the_flags_is_refused(fed: Pipeline) -> None:
 
 
 def test_reviews_land_once_and_a_changed_verdict_replaces_the_older(fed: Pipeline) -> None:
-    flagged, category, clean = flagged_and_clean(fed)
+    flagged, category, _ = flagged_and_clean(fed)
     model_version = fed.query("SELECT model_version FROM comments FINAL WHERE comment_id = {c:String}", {"c": flagged})
     assert model_version[0][0] == load_moderation_config().model_version
     review = {"comment_id": flagged, "verdict": "reject", "category": category, "reviewer": "mod-1", "note": "hm"}
