@@ -156,3 +156,35 @@ def test_comment_rows_carry_the_model_version() -> None:
     row = comment_row(EnrichedComment(event=event, root_id="c1", depth=0, parent_id=None, model_version="m@1"))
     assert dict(zip(COMMENT_COLUMNS, row, strict=True))["model_version"] == "m@1"
     assert COMMENT_COLUMNS[-1] == "model_version"
+
+
+@pytest.mark.clickhouse
+def test_0005_applies_after_0006_and_the_table_keeps_the_latest_verdict(chdb_root: Path, tmp_path: Path) -> None:
+    import shutil
+    import uuid
+
+    from streams.clickhouse.client import connect
+    from streams.clickhouse.migrations import MIGRATIONS_DIR, migrate
+
+    # A database migrated before 0005 existed (0006 applied) gets 0005 on the next start.
+    older = tmp_path / "older"
+    older.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if not path.name.startswith("0005_"):
+            shutil.copy(path, older / path.name)
+    client = connect(f"chdb://{chdb_root}?database=t_rev_{uuid.uuid4().hex[:8]}")
+    assert 6 in [m.version for m in migrate(client, older)]
+    client.insert("comments", [["t1", "c1"]], column_names=["thread_id", "comment_id"])
+    assert [m.version for m in migrate(client)] == [5]
+    assert client.query("SELECT model_version FROM comments").result_rows == [("",)]
+    comment = ReviewedComment("t1", ("spam",), "m@1")
+    first = review_row(ReviewRequest("c1", "reject", "spam", "ann"), comment, AT)
+    later = review_row(ReviewRequest("c1", "confirm", "spam", "ann"), comment, AT.replace(minute=5))
+    other = review_row(ReviewRequest("c1", "reject", "spam", "bob"), comment, AT)
+    for rows in ([first], [first], [later], [other]):  # separate inserts: separate parts
+        client.insert("moderation_reviews", rows, column_names=list(REVIEW_COLUMNS))
+    final = client.query(
+        "SELECT reviewer, toString(verdict) FROM moderation_reviews FINAL ORDER BY reviewer"
+    ).result_rows
+    assert final == [("ann", "confirm"), ("bob", "reject")]
+    client.close()

@@ -12,7 +12,7 @@ from streams import PROJECT_ROOT
 
 pytest.importorskip("sklearn")
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
-import train_flags  # noqa: E402
+import train_flags
 
 REVIEWS = [
     {"thread_id": "t", "comment_id": "c1", "category": "toxicity", "verdict": "confirm", "body": "you idiot"},
