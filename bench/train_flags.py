@@ -20,6 +20,16 @@ probabilities (checked below).
 
 Choices made on DEV (bench/train_flags.py --tune): C per head, min_df. Pooled DEV AUCs per set
 are printed by --tune.
+
+Moderator reviews (off by default, so the default run stays as it was): `--reviews FILE` adds the
+comments moderators judged (`streams review`, table moderation_reviews) to TRAIN, exported with
+
+    streams query reviewed_comments --format json > reviews.json
+
+(a JSON array, one object per line; JSON lines work too). confirm and missed make the comment a
+positive for the category, reject a negative; several verdicts on one comment and category are
+averaged into a soft label, like annotator shares. `username` has no text head and is skipped.
+DEV and TEST stay the labelled sets' own, so their numbers stay comparable between runs.
 """
 
 from __future__ import annotations
@@ -113,6 +123,41 @@ def mask_swearing(model: LogisticRegression, vec: TfidfVectorizer) -> int:
     return len(idx)
 
 
+#: Verdict -> training label for the reviewed category (streams/reviews.py).
+REVIEW_LABELS = {"confirm": 1.0, "missed": 1.0, "reject": 0.0}
+
+
+def read_reviews(path: Path) -> list[dict[str, object]]:
+    """The objects of a reviews export: a JSON array (`streams query ... --format json`) or JSON lines."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        loaded = json.loads(text)
+        return [r for r in loaded if isinstance(r, dict)]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def review_rows(reviews: list[dict[str, object]]) -> list[md.Row]:
+    """One training row per reviewed comment (set "reviews"), labelled only in its reviewed categories."""
+    verdicts: dict[tuple[str, str], dict[str, list[float]]] = {}
+    texts: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for r in reviews:
+        category, verdict, body = r.get("category"), r.get("verdict"), r.get("body")
+        if category not in HEADS or verdict not in REVIEW_LABELS or not isinstance(body, str) or not body.strip():
+            continue
+        key = (str(r.get("thread_id") or ""), str(r.get("comment_id") or ""))
+        author = r.get("author")
+        texts[key] = (body, author if isinstance(author, str) else None)
+        verdicts.setdefault(key, {}).setdefault(str(category), []).append(REVIEW_LABELS[str(verdict)])
+    out = []
+    for key in sorted(verdicts):
+        labels: dict[str, float | None] = dict.fromkeys(md.CATS)
+        for category, values in verdicts[key].items():
+            labels[category] = sum(values) / len(values)
+        body, author = texts[key]
+        out.append(md.Row("reviews", f"{key[0]}:{key[1]}", body, labels, author=author))
+    return out
+
+
 def featurize(texts: list[str]) -> list[str]:
     return [normalize(t) for t in texts]
 
@@ -171,11 +216,22 @@ def dev_aucs(rows: list[md.Row], scores: np.ndarray) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--tune", action="store_true", help="grid over C on DEV; writes nothing")
     parser.add_argument("--no-check", action="store_true", help="skip the export check against scikit-learn")
+    parser.add_argument(
+        "--reviews",
+        type=Path,
+        default=None,
+        help="add moderator reviews to TRAIN (`streams query reviewed_comments --format json` output); off by default",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -183,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     train = [r for r in rows if r.split == "train"]
     dev = [r for r in rows if r.split == "dev"]
     print(f"rows={len(rows)} train={len(train)} dev={len(dev)} (TEST never used here)", flush=True)
+    reviewed = review_rows(read_reviews(args.reviews)) if args.reviews else []
+    if args.reviews:
+        print(f"+ {len(reviewed)} reviewed comments from {args.reviews} (TRAIN only)", flush=True)
+        train += reviewed
     train_norms = featurize([r.text for r in train])
     dev_norms = featurize([r.text for r in dev])
 
@@ -213,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         "features": "model_features: words, word pairs, <prefix3-5; binary tf x idf, l2",
         "toxicity_masked": sorted(SWEARING),
     }
+    if args.reviews:
+        meta["reviews"] = {
+            "file": args.reviews.name,
+            "sha256": hashlib.sha256(args.reviews.read_bytes()).hexdigest(),
+            "rows": len(reviewed),
+        }
     model = export(vec, heads, meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out, half=True)

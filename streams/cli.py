@@ -100,7 +100,7 @@ def worker(
 
 
 def check_web_exposure(settings: Settings) -> None:
-    """Refuse to serve /sql beyond this machine without a token, or with unreadable token settings."""
+    """Refuse to serve /sql and /reviews beyond this machine without a token, or with unreadable token settings."""
     from streams.apitoken import TokenError, is_loopback
 
     try:
@@ -109,7 +109,7 @@ def check_web_exposure(settings: Settings) -> None:
         raise fail(str(exc)) from exc
     if not token and not is_loopback(settings.web_host):
         raise fail(
-            f"STREAMS_WEB_HOST={settings.web_host} serves /sql beyond this machine: set STREAMS_API_TOKEN "
+            f"STREAMS_WEB_HOST={settings.web_host} serves /sql and /reviews beyond this machine: set STREAMS_API_TOKEN "
             "(or STREAMS_API_TOKEN_FILE) first"
         )
 
@@ -481,6 +481,61 @@ def query(
     except Exception as exc:
         raise fail(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from exc
     print_result(columns, list(result.result_rows), format)
+
+
+@cli.command()
+def review(
+    comment_id: Annotated[str, typer.Argument(help="the comment's comment_id")],
+    verdict: Annotated[
+        str, typer.Option("--verdict", help="confirm (flag right), reject (flag wrong) or missed (should be flagged)")
+    ],
+    category: Annotated[str, typer.Option("--category", help="the flag category the verdict is about")],
+    reviewer: Annotated[str, typer.Option(help="who reviews (default: the login name)")] = "",
+    note: Annotated[str, typer.Option(help="free text kept with the review")] = "",
+    thread: Annotated[str, typer.Option(help="thread_id, only if the comment id is in several threads")] = "",
+    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Record a moderator's verdict on a comment's flag (moderation_reviews, through the running worker)."""
+    from streams.apitoken import TokenError
+    from streams.worker_client import WorkerClient, WorkerUnavailable
+
+    if format not in ("table", "json"):
+        raise fail("--format is one of table, json", 2)
+    settings = _settings()
+    try:
+        client = WorkerClient(settings)
+    except TokenError as exc:
+        raise fail(str(exc)) from exc
+    health = client.health()
+    if health is None:
+        raise fail(
+            f"no worker answers at {settings.worker_url}: reviews are stored by the running worker "
+            "(start it with `streams worker`, or point STREAMS_WEB_PORT at it)"
+        )
+    mismatch = client.database_mismatch(settings.clickhouse_dsn, health)
+    if mismatch:
+        raise fail(mismatch)
+    body = {"comment_id": comment_id, "verdict": verdict, "category": category, "note": note}
+    body["reviewer"] = reviewer or _login_name()
+    if thread:
+        body["thread_id"] = thread
+    try:
+        stored = client.review(body)
+    except (WorkerUnavailable, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    if format == "json":
+        sys.stdout.write(orjson.dumps(stored).decode() + "\n")
+    else:
+        console.print(data_table(("field", "value"), [(k, str(v)) for k, v in stored.items()], show_lines=False))
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without one): the server's default applies
+        return ""
 
 
 def _wire_value(value: object) -> object:

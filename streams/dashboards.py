@@ -218,6 +218,26 @@ _FLAGGED = f"notEmpty(flags) AND {_CATEGORY}"
 # ------------------------------------------------------------------------------------- panel helpers
 
 
+def _named_query_sql(name: str, replacements: dict[str, str]) -> str:
+    """A named query's SQL (schemas/queries/) with its parameter conditions replaced by Grafana
+    macros, so the panel and `streams query NAME` run the same SQL. Every fragment must be found
+    and no `{param:Type}` may be left: editing the query then fails the build, not the panel."""
+    from streams.queries import load_query
+
+    sql = load_query(name).sql
+    rest = sql
+    for fragment in replacements:
+        if fragment not in sql:
+            raise ValueError(f"named query {name}: {fragment!r} not found (update streams/dashboards.py)")
+        rest = rest.replace(fragment, "")
+    left = re.findall(r"\{\w+:[^{}]+\}", rest)
+    if left:
+        raise ValueError(f"named query {name}: parameters {left} have no Grafana replacement")
+    for fragment, grafana in replacements.items():
+        sql = sql.replace(fragment, grafana)
+    return sql
+
+
 def _stat(key: str, title: str, description: str, sql: str, column: str, unit: str | None = None) -> Panel:
     return Panel(
         key,
@@ -698,6 +718,26 @@ LIMIT 50""",
                 width=24,
                 height=10,
                 link_column="link",
+            ),
+            _table(
+                "review_precision_recall",
+                "Review precision and recall",
+                "Moderators' verdicts (`streams review`) per day, category and model version: precision = "
+                "confirmed / (confirmed + rejected), recall = confirmed / (confirmed + missed). "
+                "The named query review_precision_recall.",
+                _named_query_sql(
+                    "review_precision_recall",
+                    {
+                        "reviewed_at >= {since:DateTime64(3, 'UTC')} AND reviewed_at <= {until:DateTime64(3, 'UTC')}": (
+                            "$__timeFilter(reviewed_at)"
+                        ),
+                        "({category:String} = '' OR category = {category:String})": (
+                            "$__conditionalAll(category IN (${category:singlequote}), $category)"
+                        ),
+                    },
+                ),
+                ("day", "category", "model_version", "confirmed", "rejected", "missed", "precision", "recall"),
+                width=24,
             ),
             _table(
                 "detector_alerts",

@@ -100,6 +100,8 @@ class EnrichedComment(msgspec.Struct, kw_only=True, frozen=True):
     fingerprint: str = ""
     language: str = "und"
     flags: FlagResult = msgspec.field(default_factory=lambda: FlagResult(scores={}, flags=[], reasons={}))
+    #: What scored `flags` (streams.enrich.flags ModerationConfig.model_version); '' when unknown.
+    model_version: str = ""
     author_comment_count: int = 1
     author_flagged_count: int = 0
     author_thread_count: int = 1

@@ -109,6 +109,27 @@ class WorkerClient:
         rows = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in payload["rows"]]
         return QueryResult(tuple(payload["columns"]), rows)
 
+    def review(self, review: dict[str, Any]) -> dict[str, Any]:
+        """POST /reviews: store a moderator's verdict; the stored row, or RuntimeError with the reason."""
+        try:
+            response = self.http.request(
+                "POST", f"{self.base}/reviews", body=orjson.dumps(review), headers=self.headers
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise WorkerUnavailable(f"no worker answers at {self.base}: {exc}") from exc
+        try:
+            payload = orjson.loads(response.data)
+        except orjson.JSONDecodeError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
+        if response.status != 200:
+            raise RuntimeError(payload.get("error") or f"worker answered HTTP {response.status}")
+        stored = payload.get("review")
+        if not isinstance(stored, dict):
+            raise RuntimeError("the worker's answer holds no review")
+        return stored
+
     def command(self, sql: str) -> Any:
         rows = self.query(sql).result_rows
         return rows[0][0] if rows and len(rows[0]) == 1 else rows

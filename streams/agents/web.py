@@ -1,12 +1,15 @@
 """Worker HTTP endpoints: /metrics (Prometheus), /health, /sql (read-only queries on the worker's
-ClickHouse, so `streams sql` works while the worker owns the embedded database), and the timers
-that refresh the lag and table-size gauges. /sql and the table sizes exist only where the sinks run
-(a processing-role process never opens ClickHouse).
+ClickHouse, so `streams sql` works while the worker owns the embedded database), /reviews
+(moderators' verdicts on flags, `streams review`), and the timers that refresh the lag and
+table-size gauges. /sql, /reviews and the table sizes exist only where the sinks run (a
+processing-role process never opens ClickHouse).
 
-/sql needs `Authorization: Bearer <STREAMS_API_TOKEN>` whenever a token is set (the worker refuses
-to bind beyond loopback without one), takes `application/json` only (so a web page cannot send it
-as a "simple" cross-site request), and runs on a read-only session of its own
-(streams/clickhouse/readonly.py), never on the connection the sinks insert with.
+/sql and /reviews need `Authorization: Bearer <STREAMS_API_TOKEN>` whenever a token is set (the
+worker refuses to bind beyond loopback without one) and take `application/json` only (so a web page
+cannot send them as a "simple" cross-site request). /sql runs on a read-only session of its own
+(streams/clickhouse/readonly.py), never on the connection the sinks insert with; /reviews looks the
+comment up on that read-only session and inserts its row with the sinks' writer (the one process
+that owns the embedded database).
 """
 
 from __future__ import annotations
@@ -28,10 +31,20 @@ from streams.apitoken import bearer_matches
 from streams.app import app, settings
 from streams.clickhouse.identity import database_id
 from streams.clickhouse.readonly import StatementRefused, first_line
+from streams.reviews import (
+    LOOKUP_SQL,
+    REVIEW_COLUMNS,
+    ReviewError,
+    check_verdict,
+    parse_review,
+    review_record,
+    review_row,
+    reviewed_comment,
+)
 
 log = logging.getLogger(__name__)
 
-TABLES = ("comments", "dead_letters", "activity_windows", "alerts", "late_events")
+TABLES = ("comments", "dead_letters", "activity_windows", "alerts", "late_events", "moderation_reviews")
 
 #: The token is read once at start: rotating it means restarting the worker (docs/operations).
 API_TOKEN = settings.resolved_api_token()
@@ -120,14 +133,19 @@ def sql_request(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return sql, parameters
 
 
+def refusal(view: web.View, exc: BadRequest | ReviewError) -> web.Response:
+    """The JSON error answer: {"error": "<one line>"}, with the Bearer challenge on a 401."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return view.json({"error": str(exc)}, status=exc.status, headers=headers)
+
+
 class SqlView(web.View):
     async def post(self, request: web.Request) -> web.Response:
         try:
             authorize(request)
             sql, parameters = sql_request(json_body(await request.read(), media_type(request)))
         except BadRequest as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return self.json({"error": str(exc)}, status=exc.status, headers=headers)
+            return refusal(self, exc)
         try:
             result = await asyncio.to_thread(reader.query, sql, parameters)
         except StatementRefused as exc:
@@ -141,6 +159,37 @@ class SqlView(web.View):
                 "rows": [[_plain(v) for v in row] for row in result.result_rows],
             }
         )
+
+
+class ReviewView(web.View):
+    """POST /reviews {comment_id, verdict, category, reviewer?, note?, thread_id?}: store a moderator's
+    verdict (streams/reviews.py) and answer with the stored row."""
+
+    async def post(self, request: web.Request) -> web.Response:
+        try:
+            authorize(request)
+            review = parse_review(json_body(await request.read(), media_type(request)))
+        except (BadRequest, ReviewError) as exc:
+            return refusal(self, exc)
+        try:
+            found = await asyncio.to_thread(
+                reader.query, LOOKUP_SQL, {"comment_id": review.comment_id, "thread_id": review.thread_id}
+            )
+        except Exception as exc:
+            return self.json({"error": f"comment lookup failed: {first_line(exc)}"}, status=503)
+        try:
+            comment = reviewed_comment(review, found.result_rows)
+            check_verdict(review, comment)
+        except ReviewError as exc:
+            return refusal(self, exc)
+        row = review_row(review, comment)
+        try:
+            # One attempt (the moderator retries), on the sinks' connection and lock.
+            await asyncio.to_thread(writer.insert_sync, "moderation_reviews", [row], REVIEW_COLUMNS)
+        except Exception as exc:
+            log.warning("review insert failed: %s", exc)
+            return self.json({"error": f"storing the review failed: {first_line(exc)}"}, status=503)
+        return self.json({"review": review_record(row)})
 
 
 def _plain(value: Any) -> Any:
@@ -203,4 +252,5 @@ def table_rows(tables: tuple[str, ...]) -> dict[str, int]:
 
 if settings.runs_sink:
     app.page("/sql")(SqlView)
+    app.page("/reviews")(ReviewView)
     app.timer(interval=15.0)(refresh_table_sizes)

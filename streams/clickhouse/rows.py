@@ -46,6 +46,7 @@ COMMENT_COLUMNS = (
     "unknown_fields",
     "source_state",
     "source_kind",
+    "model_version",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -106,6 +107,7 @@ def comment_row(c: EnrichedComment) -> list[Any]:
         e.unknown_fields or {},
         e.source_state or "",
         e.source_kind or "",
+        c.model_version,
     ]
 
 

@@ -91,6 +91,7 @@ def enrich_placements(
                 fingerprint=f.fingerprint,
                 language=lang,
                 flags=fl,
+                model_version=scorer.config.model_version,
                 version=p.revision,
                 enriched_at=now,
             )

@@ -22,6 +22,7 @@ moderator sees why a comment scored what it did.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -707,6 +708,10 @@ class ModerationConfig:
     username: UsernameConfig
     #: Tables owned by other components (``[detectors]``), as parsed, unvalidated.
     foreign: Mapping[str, Any] = field(default_factory=dict)
+    #: Names what scored a comment: the enabled models' ids and a hash of this file's text
+    #: ("comments-lr-v2+profanity-check@1a2b3c4d"), stored on each comment row and on moderator
+    #: reviews so precision and recall can be compared between versions.
+    model_version: str = ""
 
 
 class _Checker:
@@ -899,7 +904,8 @@ def load_moderation_config(path: Path | None = None) -> ModerationConfig:
     path = Path(path)
     check = _Checker(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise ModerationConfigError(f"{path}: moderation config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -1055,7 +1061,14 @@ def load_moderation_config(path: Path | None = None) -> ModerationConfig:
         spam=spam,
         username=username,
         foreign=MappingProxyType({k: raw[k] for k in FOREIGN_TABLES if k in raw}),
+        model_version=model_version_of(models, text),
     )
+
+
+def model_version_of(models: Mapping[str, ModelConfig], config_text: str) -> str:
+    """``<enabled model ids joined by +>@<first 8 hex of the config's sha256>`` ("rules" without models)."""
+    ids = "+".join(m.id for m in models.values() if m.enabled) or "rules"
+    return f"{ids}@{hashlib.sha256(config_text.encode()).hexdigest()[:8]}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ languages, with moderation flags, scores and reasons, plus rows that only FINAL 
 an edited comment (c8: flagged in version 1, clean in version 2), a deleted one (r8), and a
 replayed duplicate (c2). Window aggregates (all four kinds), detector alerts, dead letters and late
 events are derived from the same comments, some with a superseded version or a replayed row.
+Moderator reviews (`REVIEWS`) judge some flags, with a changed verdict and a replayed review; the
+comments carry one of two model versions (`model_version_of`).
 
 Tests compute their expectations from `visible_comments()` in Python, independently of SQL.
 Usage: `summary = seed_all(client)`; `SEED_RANGE` covers every timestamp seeded.
@@ -21,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse.rows import COMMENT_COLUMNS, DEAD_LETTER_COLUMNS
+from streams.reviews import REVIEW_COLUMNS
 from streams.windows.detectors import Alert
 from streams.windows.engine import LateEvent, WindowRow
 
@@ -222,9 +225,70 @@ def _comment_rows(rows: list[SeedComment]) -> list[list[object]]:
                 int(c.is_deleted),
                 "",  # source_state: seed events are v1
                 "",  # source_kind
+                model_version_of(c.thread_id),
             ]
         )
     return out
+
+
+def model_version_of(thread_id: str) -> str:
+    """The World Cup thread was scored by a newer model than the rest."""
+    return "seed-model-v2" if thread_id == _W else "seed-model-v1"
+
+
+@dataclass(frozen=True)
+class SeedReview:
+    comment_id: str
+    category: str
+    verdict: str
+    reviewer: str
+    minute: float  # reviewed_at, minutes after BASE
+
+    @property
+    def thread_id(self) -> str:
+        return next(c.thread_id for c in _COMMENTS if c.comment_id == self.comment_id)
+
+    def row(self) -> list[object]:
+        return [
+            f"rv-{self.comment_id}-{self.category}-{self.reviewer}",
+            self.thread_id,
+            self.comment_id,
+            self.category,
+            self.verdict,
+            self.reviewer,
+            "",
+            model_version_of(self.thread_id),
+            BASE + timedelta(minutes=self.minute),
+        ]
+
+
+# Verdicts agree with the flags (confirm/reject: flagged in the category; missed: not flagged).
+REVIEWS = [
+    SeedReview("c2", "toxicity", "confirm", "mod-a", 30),
+    SeedReview("c3", "toxicity", "confirm", "mod-a", 31),
+    SeedReview("c3", "profanity", "reject", "mod-a", 31),
+    SeedReview("c12", "toxicity", "reject", "mod-a", 32),
+    SeedReview("c13", "toxicity", "reject", "mod-a", 33),  # changed to confirm below
+    SeedReview("r6", "toxicity", "missed", "mod-a", 34),
+    SeedReview("c11", "spam", "confirm", "mod-b", 35),
+    SeedReview("f4", "spam", "confirm", "mod-b", 36),
+    SeedReview("f6", "toxicity", "confirm", "mod-b", 37),
+]
+#: Inserted after REVIEWS: a changed verdict (replaces c13's) and a replayed identical review (c2).
+LATER_REVIEWS = [
+    SeedReview("c13", "toxicity", "confirm", "mod-a", 50),
+    SeedReview("c2", "toxicity", "confirm", "mod-a", 30),
+]
+
+
+def latest_reviews() -> list[SeedReview]:
+    """The reviews a FINAL read returns: each reviewer's latest verdict per comment and category."""
+    latest: dict[tuple[str, str, str], SeedReview] = {}
+    for r in [*REVIEWS, *LATER_REVIEWS]:
+        key = (r.comment_id, r.category, r.reviewer)
+        if key not in latest or r.minute >= latest[key].minute:
+            latest[key] = r
+    return list(latest.values())
 
 
 def _windows() -> list[list[object]]:
@@ -423,6 +487,7 @@ class SeedSummary:
     alerts: int
     dead_letters: int
     late_events: int
+    reviews: int = 0  # latest verdicts
 
 
 def seed_all(client: Client) -> SeedSummary:
@@ -442,6 +507,8 @@ def seed_all(client: Client) -> SeedSummary:
     client.insert("alerts", ALERTS[:1], column_names=_ALERT_COLUMNS)  # a replayed detector
     client.insert("dead_letters", DEAD_LETTERS, column_names=_DEAD_LETTER_COLUMNS)
     client.insert("late_events", LATE_EVENTS, column_names=_LATE_COLUMNS)
+    client.insert("moderation_reviews", [r.row() for r in REVIEWS], column_names=list(REVIEW_COLUMNS))
+    client.insert("moderation_reviews", [r.row() for r in LATER_REVIEWS], column_names=list(REVIEW_COLUMNS))
     visible = visible_comments()
     return SeedSummary(
         comments=len(visible),
@@ -453,4 +520,5 @@ def seed_all(client: Client) -> SeedSummary:
         alerts=len(ALERTS),
         dead_letters=len(DEAD_LETTERS),
         late_events=len(LATE_EVENTS),
+        reviews=len(latest_reviews()),
     )

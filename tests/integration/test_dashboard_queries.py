@@ -152,6 +152,17 @@ def test_flag_rate_is_a_share_of_all_comments(seeded: Seeded) -> None:
     assert rate == pytest.approx(toxic / len(first_bucket))
 
 
+def test_review_panel_runs_the_named_query(seeded: Seeded) -> None:
+    from streams.queries import load_query
+
+    sql, params = load_query("review_precision_recall").bind({})
+    named = seeded.client.query(sql, parameters=params).result_rows
+    panel = [tuple(r.values()) for r in panel_rows(seeded.client, "review_precision_recall")]
+    assert panel == named and panel
+    spam = {"thread": ALL, "category": ["spam"], "author": ALL}
+    assert {r["category"] for r in panel_rows(seeded.client, "review_precision_recall", spam)} == {"spam"}
+
+
 # ------------------------------------------------------------------------------------ Prometheus
 
 _EXPOSITION = """

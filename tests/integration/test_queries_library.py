@@ -21,10 +21,19 @@ from streams.clickhouse.client import connect
 from streams.clickhouse.migrations import migrate
 from streams.clickhouse.readonly import ReadOnlyClient
 from streams.queries import QUERIES_DIR, NamedQuery, QueryError, list_queries, load_query, parse
-from tests.integration.seed_data import BASE, DEAD_LETTERS, SeedComment, seed_all, visible_comments
+from tests.integration.seed_data import (
+    BASE,
+    DEAD_LETTERS,
+    SeedComment,
+    latest_reviews,
+    model_version_of,
+    seed_all,
+    visible_comments,
+)
 
 REQUIRED = {"toxicity_by_depth", "most_replied_authors", "reply_latency_distribution", "flagged_share_by_hour",
-            "toxicity_spread", "top_threads", "author_profile"}  # fmt: skip
+            "toxicity_spread", "top_threads", "author_profile", "review_precision_recall",
+            "reviewed_comments"}  # fmt: skip
 
 # ------------------------------------------------------------------------------- format and binding
 
@@ -318,6 +327,46 @@ def test_dead_letter_summary(ch_seeded: Client) -> None:
     got = rows(ch_seeded, "dead_letter_summary")
     assert sum(r["dead_letters"] for r in got) == len(DEAD_LETTERS)
     assert {(r["stage"], r["reason_code"]) for r in got} == {(d[1], d[2]) for d in DEAD_LETTERS}
+
+
+def expected_precision_recall() -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(category, model_version) -> (confirmed, rejected, missed), from the seed's latest verdicts."""
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in latest_reviews():
+        counts[(r.category, model_version_of(r.thread_id))][("confirm", "reject", "missed").index(r.verdict)] += 1
+    return {k: (v[0], v[1], v[2]) for k, v in counts.items()}
+
+
+@pytest.mark.clickhouse
+def test_review_precision_recall(ch_seeded: Client) -> None:
+    got = rows(ch_seeded, "review_precision_recall")
+    assert {r["day"] for r in got} == {date(2018, 3, 21)}
+    expected = expected_precision_recall()
+    assert {(r["category"], r["model_version"]): (r["confirmed"], r["rejected"], r["missed"]) for r in got} == expected
+    for r in got:
+        c, rej, m = expected[(r["category"], r["model_version"])]
+        assert r["precision"] == (None if c + rej == 0 else pytest.approx(c / (c + rej), abs=1e-4))
+        assert r["recall"] == (None if c + m == 0 else pytest.approx(c / (c + m), abs=1e-4))
+    # c13's verdict changed from reject to confirm and c2's review was replayed: FINAL counts each once.
+    toxicity = next(r for r in got if (r["category"], r["model_version"]) == ("toxicity", "seed-model-v1"))
+    assert (toxicity["confirmed"], toxicity["rejected"], toxicity["missed"]) == (3, 1, 1)
+    assert (toxicity["precision"], toxicity["recall"]) == (0.75, 0.75)
+    profanity = next(r for r in got if r["category"] == "profanity")
+    assert (profanity["precision"], profanity["recall"]) == (0.0, None)
+    spam = rows(ch_seeded, "review_precision_recall", category="spam")
+    assert {r["model_version"] for r in spam} == {"seed-model-v1", "seed-model-v2"}
+    assert rows(ch_seeded, "review_precision_recall", since="2018-03-22") == []
+
+
+@pytest.mark.clickhouse
+def test_reviewed_comments_export(ch_seeded: Client) -> None:
+    got = rows(ch_seeded, "reviewed_comments")
+    bodies = {c.comment_id: c.body for c in visible_comments()}
+    assert len(got) == len(latest_reviews())
+    assert {(r["comment_id"], r["category"], r["verdict"]) for r in got} == {
+        (r.comment_id, r.category, r.verdict) for r in latest_reviews()
+    }
+    assert all(r["body"] == bodies[r["comment_id"]] for r in got)
 
 
 def test_query_files_live_in_schemas_queries() -> None:

@@ -68,7 +68,14 @@ def test_every_table_becomes_replicated_local_plus_distributed_with_the_queried_
         for s in migration.statements()
         if (m := re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", s))
     }
-    assert single_node_tables >= {"comments", "dead_letters", "activity_windows", "alerts", "late_events"}
+    assert single_node_tables >= {
+        "comments",
+        "dead_letters",
+        "activity_windows",
+        "alerts",
+        "late_events",
+        "moderation_reviews",
+    }
     for table in single_node_tables:
         assert "ENGINE = Distributed('streams', currentDatabase(), '" + table + "_local'" in created[table]
         local = created[f"{table}_local"]

@@ -16,7 +16,7 @@ DASHBOARDS = d.dashboards()
 RENDERED = {dash.uid: d.render(dash) for dash in DASHBOARDS}
 PROVISIONING = d.DASHBOARDS_DIR / "provisioning"
 # Tables whose engine keeps superseded rows until a merge: reads must use FINAL.
-REPLACING_TABLES = ("comments", "activity_windows", "alerts", "dead_letters", "late_events")
+REPLACING_TABLES = ("comments", "activity_windows", "alerts", "dead_letters", "late_events", "moderation_reviews")
 GRAFANA_GLOBALS = {"__from", "__to", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms",
                    "__rate_interval", "__all", "__value"}  # fmt: skip
 

@@ -58,6 +58,6 @@ def test_an_unknown_source_state_is_refused_by_schema_and_decoder() -> None:
 
 
 def test_comment_rows_carry_the_source_state() -> None:
-    assert COMMENT_COLUMNS[-2:] == ("source_state", "source_kind")
+    assert COMMENT_COLUMNS[-3:-1] == ("source_state", "source_kind")
     migration = (PROJECT_ROOT / "schemas" / "clickhouse" / "0006_source_state.sql").read_text()
     assert "source_state" in migration and "source_kind" in migration
