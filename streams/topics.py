@@ -1,17 +1,20 @@
 """Topic registry: names, keys and what travels on each (values are JSON bytes of streams.models types).
 
-| topic             | key            | value                                  | written by | read by        |
-|-------------------|----------------|----------------------------------------|------------|----------------|
-| comments.raw      | thread_id      | CommentEvent JSON (or anything: input) | producers  | ingest         |
-| comments.valid    | thread_id      | CommentEvent                           | ingest     | enrich         |
-| comments.authored | author         | EnrichedComment (no author stats yet)  | enrich     | authors        |
-| comments.enriched | thread_id      | EnrichedComment                        | authors    | sink           |
-| comments.flagged  | thread_id      | EnrichedComment with >= 1 flag         | authors    | moderation     |
-| comments.dlq      | source key     | DeadLetter                             | any stage  | sink           |
-| windows.input     | (partitioned)  | list of deliveries, crc32(kind:key)    | enrich     | windows        |
-| activity.windows  | kind:key       | WindowRow                              | windows    | sink           |
-| alerts            | detector:key   | Alert                                  | windows    | sink, people   |
-| windows.late      | thread_id      | LateEvent                              | windows    | sink           |
+"envelope" = one message per destination partition per batch, ``{"v": 1, "items": [...]}``
+(streams/batches.py); the partition is Kafka's murmur2 of the named key, the message has no key.
+
+| topic             | partitioned by | value                                          | written by | read by        |
+|-------------------|----------------|------------------------------------------------|------------|----------------|
+| comments.raw      | key: thread_id | CommentEvent JSON (or anything: input)         | producers  | ingest         |
+| comments.valid    | thread_id      | envelope of CommentEvent                       | ingest     | enrich         |
+| comments.authored | author         | envelope of EnrichedComment (no author stats)  | enrich     | authors        |
+| comments.enriched | input partition| envelope of EnrichedComment                    | authors    | sink           |
+| comments.flagged  | key: thread_id | EnrichedComment with >= 1 flag, one per message| authors    | moderation     |
+| comments.dlq      | key: source key| DeadLetter (raw bytes + dl-* headers)          | any stage  | sink           |
+| windows.input     | crc32(kind:key)| list of deliveries                             | enrich     | windows        |
+| activity.windows  | kind:key       | envelope of WindowRow                          | windows    | sink           |
+| alerts            | key: detector:key | Alert, one per message                      | windows    | sink, people   |
+| windows.late      | key: thread_id | LateEvent, one per message                     | windows    | sink           |
 """
 
 from __future__ import annotations
