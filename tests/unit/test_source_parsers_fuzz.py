@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape, quoteattr
 import msgspec
 import pytest
 import zstandard
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from streams.ingest import Rejection, validate
@@ -693,10 +693,15 @@ def test_every_registered_format_has_a_strategy() -> None:
     assert set(EXPORT_FORMATS) <= set(STRATEGIES)
 
 
+#: No "explain" phase: tracing a failing example of deep nesting once took this file to gigabytes.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @settings(
     max_examples=150,
     deadline=None,
+    phases=PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
@@ -726,7 +731,7 @@ def one_line_not_utf8(draw: st.DrawFn) -> tuple[str, bytes, int, int]:
     return fmt, b"\n".join(lines) + b"\n", count, bad
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=one_line_not_utf8())
 def test_bytes_that_are_not_utf8_cost_their_record_only(workdir: Path, case: tuple[str, bytes, int, int]) -> None:
     fmt, data, count, bad = case
