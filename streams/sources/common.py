@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+import orjson
 
 from streams.models import CommentEvent, EventType, SourceState
 
@@ -129,6 +131,22 @@ class SourceFile:
                 return b""
 
 
+def record_bytes(value: Any) -> bytes:
+    """A record decoded by orjson as JSON again (a dead letter's bytes); never raises.
+
+    orjson reads 1024 levels of nesting but writes only 254: a deeper record is written by the
+    standard library instead, and one too deep even for that (the recursion limit) as a placeholder.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    except (RecursionError, TypeError, ValueError):
+        return b'"(record nested too deeply to write back)"'
+
+
 def sha16(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -235,6 +253,15 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self._skip = 0
         self._pre = 0
+
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        # CPython's parser asserts on a marked section it does not know ("<![foo[", "<![0"): read
+        # it as browsers do, as a bogus comment up to the next ">" (no ">": text, at the end).
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 3)
+            return -1 if end < 0 else end + 1
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP_TAGS:

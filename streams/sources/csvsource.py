@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -39,6 +40,7 @@ FIELDS = (
     "state",
 )
 REQUIRED = ("body", "author", "posted_at")
+_ESCAPED = re.compile("[\udc80-\udcff]")
 _STATES: dict[str, SourceState] = {
     "visible": "visible",
     "approved": "visible",
@@ -70,14 +72,18 @@ def parse_column_map(text: str) -> dict[str, str]:
 
 
 def parse_csv(stream: IO[bytes], ctx: ParseContext, path: Path) -> Iterator[Parsed]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # Bytes that are not UTF-8 are kept as surrogates and reported per row: a strict decoder would
+    # fail on a whole 8 KiB chunk at once (its rows lost, the line number wrong).
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
     try:
         header = next(reader)
     except StopIteration:
         return
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise SourceParseError(f"{ctx.source_name}: line 1: cannot read the CSV header: {exc}") from exc
+    if _not_utf8(header):
+        raise SourceParseError(f"{ctx.source_name}: line 1: the CSV header is not UTF-8 text")
     columns = {name.strip(): i for i, name in enumerate(header)}
     index: dict[str, int] = {}
     for field in FIELDS:
@@ -102,12 +108,15 @@ def parse_csv(stream: IO[bytes], ctx: ParseContext, path: Path) -> Iterator[Pars
             row = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             yield BadRecord(f"line {line_no}", b"", f"unreadable CSV row: {exc}")
             continue
         if not any(cell.strip() for cell in row):
             continue
         where = f"line {line_no}"
+        if _not_utf8(row):
+            yield BadRecord(where, _row_bytes(row), "not UTF-8 text")
+            continue
         raw = msgspec.json.encode(dict(zip(header, row, strict=False)))
 
         def get(field: str, row: list[str] = row) -> str:
@@ -143,3 +152,15 @@ def parse_csv(stream: IO[bytes], ctx: ParseContext, path: Path) -> Iterator[Pars
             )
         except ValueError as exc:
             yield BadRecord(where, raw, str(exc))
+
+
+def _not_utf8(row: list[str]) -> bool:
+    """Whether a row decoded with surrogateescape held bytes that are not UTF-8."""
+    return any(not cell.isascii() and _ESCAPED.search(cell) for cell in row)
+
+
+def _row_bytes(row: list[str]) -> bytes:
+    """The row as CSV in its original bytes (the undecodable ones as they were)."""
+    out = io.StringIO()
+    csv.writer(out).writerow(row)
+    return out.getvalue().rstrip("\r\n").encode("utf-8", "surrogateescape")

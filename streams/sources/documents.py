@@ -40,6 +40,7 @@ from streams.sources.common import (
     html_to_text,
     iso_time,
     make_event,
+    record_bytes,
 )
 
 _DISCOURSE_KINDS = {2: "moderator_action", 3: "small_action", 4: "whisper"}
@@ -72,7 +73,7 @@ def parse_discourse(data: bytes, ctx: ParseContext) -> Iterator[Parsed]:
     slug = doc.get("slug")
     for idx, post in enumerate(posts, start=1):
         where = f"post {idx}"
-        raw = orjson.dumps(post)
+        raw = record_bytes(post)
         try:
             if not isinstance(post, dict):
                 raise ValueError("not an object")
@@ -116,12 +117,16 @@ def parse_commento(data: bytes, ctx: ParseContext) -> Iterator[Parsed]:
     if not isinstance(doc, dict) or not isinstance(doc.get("comments"), list):
         raise SourceParseError(f"{ctx.source_name}: not a Commento export (no 'comments' list)")
     names: dict[str, str] = {}
-    for commenter in doc.get("commenters") or []:
+    commenters = doc.get("commenters")
+    if commenters is not None and not isinstance(commenters, list):
+        ctx.warn("", f"'commenters' is not a list ({type(commenters).__name__}); authors are commenter ids")
+        commenters = None
+    for commenter in commenters or []:
         if isinstance(commenter, dict) and isinstance(commenter.get("commenterHex"), str):
             names[commenter["commenterHex"]] = str(commenter.get("name") or "")
     for idx, comment in enumerate(doc["comments"], start=1):
         where = f"comment {idx}"
-        raw = orjson.dumps(comment)
+        raw = record_bytes(comment)
         try:
             if not isinstance(comment, dict):
                 raise ValueError("not an object")
@@ -201,12 +206,13 @@ def parse_mastodon(data: bytes, ctx: ParseContext) -> Iterator[Parsed]:
             None,
         )
     for where, status in statuses:
-        raw = orjson.dumps(status)
+        raw = record_bytes(status)
         try:
             if not isinstance(status, dict):
                 raise ValueError("not an object")
             ident = str(status["id"])
-            account = status.get("account") or {}
+            account = status.get("account")
+            account = account if isinstance(account, dict) else {}
             author = account.get("acct") or account.get("username") or DELETED_AUTHOR
             content = html_to_text(str(status.get("content") or ""))
             warning = str(status.get("spoiler_text") or "").strip()

@@ -32,6 +32,7 @@ from streams.sources.common import (
     html_to_text,
     iso_time,
     make_event,
+    record_bytes,
 )
 
 SOURCE = "hackernews"
@@ -174,7 +175,7 @@ def _objects(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[str, bytes, A
             yield from _array_items(raw, f"line {line_no}", value)
         elif isinstance(value, dict) and isinstance(value.get("hits"), list):
             for idx, hit in enumerate(value["hits"]):
-                yield f"line {line_no}, hit {idx + 1}", orjson.dumps(hit), hit
+                yield f"line {line_no}, hit {idx + 1}", record_bytes(hit), hit
         else:
             yield f"line {line_no}", raw, value
 
@@ -190,7 +191,7 @@ def _array_items(raw: bytes, where: str, value: Any = None) -> Iterator[tuple[st
         yield where, raw, ValueError("expected a JSON array")
         return
     for idx, item in enumerate(value):
-        yield f"{where}, item {idx + 1}", orjson.dumps(item), item
+        yield f"{where}, item {idx + 1}", record_bytes(item), item
 
 
 def parse_hackernews(lines: Iterable[tuple[int, bytes]], ctx: ParseContext) -> Iterator[Parsed]:
