@@ -1,5 +1,5 @@
 """enrich: comments.valid -> thread placement, features, language, flags -> comments.authored
-(and windows.input, see streams.agents.windows.FanOut);
+(and windows.input, see streams.steps.windows.FanOut);
 authors: comments.authored (partitioned by author) -> author stats -> comments.enriched (+ comments.flagged).
 
 Author stats need every comment of an author in one partition, hence the re-partitioned hop. Both
@@ -21,16 +21,22 @@ from streams import faults, metrics, topics
 from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes
 from streams.agents.runner import run_batches
 from streams.agents.tablestore import StagedTable
-from streams.agents.windows import FanOut
-from streams.app import app, authored_topic, enriched_topic, flagged_topic, settings, table, valid_topic
+from streams.app import (
+    app,
+    authored_topic,
+    enriched_topic,
+    flagged_topic,
+    settings,
+    table,
+    valid_topic,
+    windows_input_topic,
+)
 from streams.batches import EnvelopeDecoder, group_by_partition, partition_of
-from streams.enrich import authors as author_state
-from streams.enrich.compose import enrich_placements, note_fingerprint, with_author_stats
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
-from streams.enrich.text import text_features
-from streams.enrich.thread import Placement, ThreadTree
 from streams.models import CommentEvent, EnrichedComment
+from streams.steps.authors import count as count_authors
+from streams.steps.enrich import EnrichStep
 
 #: Envelopes per batch (each holds up to batches.ENVELOPE_MAX_ROWS comments of one partition).
 ENRICH_BATCH = 4
@@ -73,63 +79,44 @@ def caught_up(last_read: dict[str, faust.types.Message]) -> set[str]:
 
 
 class Enrich:
-    """The enrich step's state between batches (the tables, the scorer, each source's progress)."""
+    """Wires streams.steps.enrich to comments.valid, comments.authored, windows.input and the tables."""
 
     def __init__(self) -> None:
         self.tree_store = StagedTable(thread_state)
         self.fingerprint_store = StagedTable(fingerprints)
-        self.tree = ThreadTree(self.tree_store)
-        self.scorer = _scorer()  # loaded by warm_up before the worker started
-        # Newest event time sent per input partition, reported to the windows after each batch.
-        self.progress: dict[str, int] = {}
+        self.step = EnrichStep(
+            self.tree_store,
+            self.fingerprint_store,
+            _scorer(),  # loaded by warm_up before the worker started
+            settings.partitions,
+            at_partition=self._at_partition,
+        )
         # The last message read from each input partition, to tell the windows which ones are caught up.
         self.last_read: dict[str, faust.types.Message] = {}
+
+    def _at_partition(self, partition: int) -> None:
+        self.tree_store.at_partition(partition)
+        self.fingerprint_store.at_partition(partition)
 
     def reset(self) -> None:
         self.tree_store.reset()
         self.fingerprint_store.reset()
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
-        tree = self.tree
-        now_ms = int(time.time() * 1000)
-        placements: list[Placement] = []
-        sources: list[str] = []  # the valid-topic partition each placement came from
-        features = []
-        duplicates = []
-        received = 0
+        batches: list[tuple[int, list[CommentEvent]]] = []
         for event in events:
-            self.tree_store.at(event)
-            self.fingerprint_store.at(event)
             comments = await decode_or_dead_letter(event, _EVENTS, stage="enrich")
-            if comments is None:
-                continue
-            received += len(comments)
-            source = f"valid:{event.message.partition}"
-            self.last_read[source] = event.message
-            for comment in comments:
-                posted_ms = int(comment.posted_at.timestamp() * 1000)
-                self.progress[source] = max(posted_ms, self.progress.get(source, posted_ms))
-                for placement in tree.place(comment, now_ms=now_ms):
-                    feats = text_features(placement.event.body)
-                    sources.append(source)
-                    placements.append(placement)
-                    features.append(feats)
-                    posted = int(placement.event.posted_at.timestamp() * 1000)
-                    duplicates.append(
-                        note_fingerprint(self.fingerprint_store, feats.fingerprint, placement.event.author, posted)
-                    )
-        metrics.EVENTS_IN.labels("enrich").inc(received)
-        fan_out = FanOut()
-        rows = enrich_placements(placements, features, duplicates, scorer=self.scorer)
-        for row, source in zip(rows, sources, strict=True):
-            thread_id, comment_id = row.event.thread_id, row.event.comment_id
-            routes = fan_out.add(row, source, tree.window_routes(thread_id, comment_id))
-            tree.set_window_routes(thread_id, comment_id, routes)
-        fan_out.add_progress(self.progress, caught_up(self.last_read))
+            if comments is not None:
+                batches.append((event.message.partition, comments))
+                self.last_read[f"valid:{event.message.partition}"] = event.message
+        out = self.step.run(batches, now_ms=int(time.time() * 1000))
+        metrics.EVENTS_IN.labels("enrich").inc(out.received)
+        out.fan_out.add_progress(self.step.progress, caught_up(self.last_read))
         # An author's comments go to one comments.authored partition (their stats live there).
-        by_author = group_by_partition(rows, lambda r: partition_of(r.event.author, settings.partitions))
+        by_author = group_by_partition(out.rows, lambda r: partition_of(r.event.author, settings.partitions))
         sent = await send_envelopes(authored_topic, by_author, agent="enrich", label=topics.AUTHORED)
-        sent.extend(await fan_out.send())
+        deliveries = out.fan_out.by_partition
+        sent += await send_envelopes(windows_input_topic, deliveries, agent="enrich", label=topics.WINDOWS_INPUT)
         await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
         faults.checkpoint("enrich")
         await self.tree_store.persist()
@@ -145,48 +132,35 @@ async def enrich(stream: faust.StreamT[bytes]) -> None:
 
 
 class Authors:
-    """The authors step: per-author counts on each comment, then on to the sinks."""
+    """Wires streams.steps.authors to comments.authored, comments.enriched, comments.flagged and its table."""
 
     def __init__(self) -> None:
         self.store = StagedTable(author_stats)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
-        store = self.store
         by_partition: dict[int, list[EnrichedComment]] = {}
-        flagged: list[EnrichedComment] = []
         received = 0
         for event in events:
-            store.at(event)
             comments = await decode_or_dead_letter(event, _ENRICHED_BATCH, stage="authors")
             if comments is None:
                 continue
             received += len(comments)
-            out = by_partition.setdefault(event.message.partition, [])
-            for comment in comments:
-                e = comment.event
-                stats = author_state.observe(
-                    store,
-                    author=e.author,
-                    thread_id=e.thread_id,
-                    comment_id=e.comment_id,
-                    posted_ms=int(e.posted_at.timestamp() * 1000),
-                    flagged=bool(comment.flags.flags),
-                )
-                row = with_author_stats(comment, stats)
-                out.append(row)
-                if row.flags.flags:
-                    flagged.append(row)
+            self.store.at(event)
+            by_partition.setdefault(event.message.partition, []).extend(count_authors(self.store, comments))
         metrics.EVENTS_IN.labels("authors").inc(received)
         sent = await send_envelopes(enriched_topic, by_partition, agent="authors", label=topics.ENRICHED)
         # comments.flagged keeps one message per comment: it is read by people and tools, not agents.
-        for row in flagged:
-            sent.append(await flagged_topic.send(key=row.event.thread_id.encode(), value=ENCODER.encode(row)))
-            metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
-            for category in row.flags.flags:
-                metrics.FLAGS.labels(category).inc()
+        for rows in by_partition.values():
+            for row in rows:
+                if not row.flags.flags:
+                    continue
+                sent.append(await flagged_topic.send(key=row.event.thread_id.encode(), value=ENCODER.encode(row)))
+                metrics.EVENTS_OUT.labels("authors", topics.FLAGGED).inc()
+                for category in row.flags.flags:
+                    metrics.FLAGS.labels(category).inc()
         await asyncio.gather(*sent)
         faults.checkpoint("authors")
-        await store.persist()
+        await self.store.persist()
 
 
 @app.agent(authored_topic, name="authors")

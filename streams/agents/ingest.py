@@ -1,4 +1,4 @@
-"""ingest: comments.raw -> validate -> comments.valid (envelopes per thread partition) | comments.dlq."""
+"""ingest: comments.raw -> streams.steps.ingest -> comments.valid (envelopes per thread partition) | comments.dlq."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from streams import faults, metrics, topics
 from streams.agents.common import as_bytes, send_dead_letter, send_envelopes
 from streams.agents.runner import run_batches
 from streams.app import app, raw_topic, settings, valid_topic
-from streams.batches import group_by_partition, partition_of
-from streams.ingest import Rejection, validate
-from streams.models import CommentEvent
+from streams.steps.ingest import validate_batch
 
 AGENT = "ingest"
 #: Raw messages per batch (each is one comment from outside: the only per-comment Kafka messages).
@@ -24,18 +22,12 @@ INGEST_WITHIN_SECONDS = 0.05
 
 async def handle(events: Sequence[faust.EventT[Any]]) -> None:
     metrics.EVENTS_IN.labels(AGENT).inc(len(events))
-    accepted: list[CommentEvent] = []
-    for event in events:
-        result = validate(as_bytes(event.value))
-        if isinstance(result, Rejection):
-            await send_dead_letter(event, result, stage=AGENT)
-            continue
-        if result.unknown_fields:
-            metrics.UNKNOWN_FIELDS.labels(AGENT).inc(len(result.unknown_fields))
-        accepted.append(result)
-    # A thread's comments go to one comments.valid partition, in the order they were read.
-    by_thread = group_by_partition(accepted, lambda e: partition_of(e.thread_id, settings.partitions))
-    await asyncio.gather(*await send_envelopes(valid_topic, by_thread, agent=AGENT, label=topics.VALID))
+    out = validate_batch([as_bytes(event.value) for event in events], partitions=settings.partitions)
+    for position, rejection in out.rejected:
+        await send_dead_letter(events[position], rejection, stage=AGENT)
+    if out.unknown_fields:
+        metrics.UNKNOWN_FIELDS.labels(AGENT).inc(out.unknown_fields)
+    await asyncio.gather(*await send_envelopes(valid_topic, out.valid, agent=AGENT, label=topics.VALID))
     faults.checkpoint(AGENT)
 
 

@@ -70,6 +70,10 @@ class StagedTable(WriteBuffer):
         """Subsequent writes belong to `event`'s partition."""
         self._partition = event.message.partition
 
+    def at_partition(self, partition: int) -> None:
+        """Subsequent writes belong to input partition `partition`."""
+        self._partition = partition
+
     def get(self, key: str, default: Any = None) -> Any:
         # MutableMapping.get would go through a KeyError for every miss: the hot path of the tree.
         if key in self._staged:

@@ -1,27 +1,21 @@
 """windows: event-time windows and detectors.
 
 enrich (in each thread's posting order) --fan-out--> windows.input --engine--> activity.windows, alerts,
-windows.late. The fan-out puts every item of an author / category / parent author / text fingerprint
-in one partition (crc32 of "kind:key" modulo the partition count), so those windows are exact however
-many workers run. A message on windows.input is a list of deliveries for one partition: one enrich
-batch fans out to ~6 deliveries per comment, and one Kafka message per delivery cost more than the
-windows themselves. A timer puts a tick on every windows.input partition, so idle handling runs
-inside the partition's own stream (Faust tables can only be written while processing an event of
-that partition).
+windows.late. The fan-out and the engine's use are streams/steps/windows.py; windows.input carries
+envelopes of deliveries (one per windows partition per enrich batch: ~6 deliveries per comment). A
+timer puts a tick on every windows.input partition, so idle handling runs inside the partition's
+own stream (Faust tables can only be written while processing an event of that partition).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import zlib
-from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
-import msgspec
 
 from streams import faults, metrics, topics
 from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes
@@ -36,55 +30,18 @@ from streams.app import (
     table,
     windows_input_topic,
 )
-from streams.batches import group_by_partition, partition_of
-from streams.models import EnrichedComment
+from streams.batches import EnvelopeDecoder, encode_envelopes, group_by_partition, partition_of
+from streams.steps.windows import WindowDelivery, apply
 from streams.windows.detectors import load_detector_config
-from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
+from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, route_key
 
-TICK_KEY = b"__tick__"
-DELIVERIES_KEY = b"__deliveries__"
-#: Deliveries per windows.input message (~300 bytes each: well under Kafka's 1 MB message limit).
-DELIVERIES_PER_MESSAGE = 500
-WINDOWS_BATCH = 100
+#: windows.input messages per batch (envelopes of up to batches.ENVELOPE_MAX_ROWS deliveries).
+WINDOWS_BATCH = 20
 WINDOWS_WITHIN_SECONDS = 0.05
 
-
-class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of a windows.input message: a (kind, key) delivery from upstream partition `source`;
-    or, without an item, a progress report (`source` has sent everything up to `progress_ms`) or a
-    wall-clock tick (no source)."""
-
-    kind: str = ""
-    key: str = ""
-    item: WindowInput | None = None
-    #: Take the item out of this window (deleted, or an edit moved it off this route).
-    remove: bool = False
-    source: str = ""
-    progress_ms: int = 0
-    #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
-    caught_up: bool = False
-    tick_ms: int = 0
-
-
-_DELIVERIES = msgspec.json.Decoder(list[WindowDelivery])
+_DELIVERIES = EnvelopeDecoder(WindowDelivery)
 
 window_state = table("window_state", "Event-time window buckets, watermarks and detector state per partition")
-
-
-def window_input(comment: EnrichedComment) -> WindowInput:
-    e = comment.event
-    return WindowInput(
-        comment_id=e.comment_id,
-        thread_id=e.thread_id,
-        author=e.author,
-        parent_author=e.parent_author,
-        posted_at_ms=int(e.posted_at.timestamp() * 1000),
-        flags=list(comment.flags.flags),
-        toxicity=comment.flags.scores.get("toxicity", 0.0),
-        depth=comment.depth,
-        fingerprint=comment.fingerprint,
-        deleted=e.event_type == "comment.deleted",
-    )
 
 
 def window_config() -> WindowConfig:
@@ -102,58 +59,8 @@ def window_config() -> WindowConfig:
     )
 
 
-def windows_partition(kind: str, key: str) -> int:
-    """The windows.input partition that owns window (kind, key): stable across processes and restarts."""
-    return zlib.crc32(route_key(kind, key).encode()) % settings.partitions
-
-
-class FanOut:
-    """One enrich batch's deliveries to the windows, grouped per windows.input partition."""
-
-    def __init__(self) -> None:
-        self.by_partition: dict[int, list[WindowDelivery]] = defaultdict(list)
-
-    def add(self, comment: EnrichedComment, source: str, previous_routes: list[list[str]]) -> list[list[str]]:
-        """Deliver one comment to every (kind, key) window it belongs to, and take it out of the
-        windows its previous version was in but this one is not; return the routes it is in now."""
-        item = window_input(comment)
-        routes = [] if item.deleted else [[kind, key] for kind, key in route(item)]
-        leaving = [r for r in previous_routes if r not in routes]
-        if item.deleted:
-            leaving += [[kind, key] for kind, key in route(item) if [kind, key] not in leaving]
-        for targets, remove in ((routes, False), (leaving, True)):
-            for kind, key in targets:
-                self.by_partition[windows_partition(kind, key)].append(
-                    WindowDelivery(kind=kind, key=key, item=item, source=source, remove=remove)
-                )
-        return routes
-
-    def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
-        """Tell every windows partition how far (in event time) each upstream source has sent.
-
-        Upstream partitions are consumed at different speeds; a windows partition fed by several
-        of them must not let the fastest one close windows the slower ones still have comments for.
-        Added last, so each partition reads them after the batch's deliveries.
-        """
-        for source, event_ms in progress.items():
-            report = WindowDelivery(source=source, progress_ms=event_ms, caught_up=source in caught_up)
-            for partition in range(settings.partitions):
-                self.by_partition[partition].append(report)
-
-    async def send(self) -> list[Awaitable[Any]]:
-        """Send the deliveries (in order within each partition); return the delivery futures."""
-        sent: list[Awaitable[Any]] = []
-        for partition, deliveries in self.by_partition.items():
-            for i in range(0, len(deliveries), DELIVERIES_PER_MESSAGE):
-                chunk = deliveries[i : i + DELIVERIES_PER_MESSAGE]
-                value = ENCODER.encode(chunk)
-                sent.append(await windows_input_topic.send(key=DELIVERIES_KEY, value=value, partition=partition))
-            metrics.EVENTS_OUT.labels("enrich", topics.WINDOWS_INPUT).inc(len(deliveries))
-        return sent
-
-
 class Windows:
-    """The windows step: deliveries in, window rows, late events and alerts out."""
+    """Wires streams.steps.windows.apply to windows.input, its outputs and the window table."""
 
     def __init__(self) -> None:
         # The engine changes its metadata, indexes and expiry lists in place; buckets it copies itself.
@@ -161,43 +68,22 @@ class Windows:
         self.engine = WindowEngine(window_config(), self.store)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
-        engine = self.engine
         now_ms = int(time.time() * 1000)
         output = EngineOutput()
         items = 0
         for event in events:
-            self.store.at(event)
             deliveries = await decode_or_dead_letter(event, _DELIVERIES, stage="windows", reason_code="undecodable")
-            partition = event.message.partition
-            for delivery in deliveries or ():
-                if delivery.item is not None:
-                    items += 1
-                    output.extend(
-                        engine.process(
-                            partition,
-                            delivery.kind,
-                            delivery.key,
-                            delivery.item,
-                            now_ms,
-                            delivery.source or None,
-                            remove=delivery.remove,
-                        )
-                    )
-                elif delivery.source:
-                    output.extend(
-                        engine.progress(
-                            partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up
-                        )
-                    )
-                else:
-                    output.extend(engine.tick(partition, now_ms))
+            if deliveries is None:
+                continue
+            self.store.at(event)
+            items += apply(self.engine, event.message.partition, deliveries, now_ms, output)
         metrics.EVENTS_IN.labels("windows").inc(items)
         # Rows acknowledged by the broker before the state that produced them is persisted.
         await asyncio.gather(*await publish(output))
         faults.checkpoint("windows")
         await self.store.persist()
         for partition in {e.message.partition for e in events}:
-            watermark = engine.watermark(partition)
+            watermark = self.engine.watermark(partition)
             if watermark is not None:
                 metrics.WATERMARK_SECONDS.labels(str(partition)).set(watermark / 1000)
 
@@ -236,6 +122,6 @@ async def publish(output: EngineOutput) -> list[Awaitable[Any]]:
 
 @app.timer(interval=max(1.0, settings.window_idle_seconds / 3), on_leader=True)
 async def tick_windows() -> None:
-    payload = ENCODER.encode([WindowDelivery(tick_ms=int(time.time() * 1000))])
+    (payload,) = encode_envelopes([WindowDelivery(tick_ms=int(time.time() * 1000))])
     for partition in range(settings.partitions):
-        await windows_input_topic.send(key=TICK_KEY, value=payload, partition=partition)
+        await windows_input_topic.send(value=payload, partition=partition)

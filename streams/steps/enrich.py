@@ -1,0 +1,78 @@
+"""The enrich step: comment events, per comments.valid partition -> enriched rows (thread place,
+text features, language, flags) and their deliveries to the windows.
+
+State: the thread tree and the text fingerprints (spam signal), in the stores it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.enrich.compose import enrich_placements, note_fingerprint
+from streams.enrich.flags import FlagScorer
+from streams.enrich.text import TextFeatures, text_features
+from streams.enrich.thread import Placement, ThreadTree
+from streams.models import CommentEvent, EnrichedComment
+from streams.steps.windows import FanOut
+
+
+@dataclass
+class EnrichOutput:
+    rows: list[EnrichedComment]
+    #: The rows' deliveries to the windows, per windows.input partition (progress reports not yet added).
+    fan_out: FanOut
+    received: int = 0
+
+
+@dataclass
+class EnrichStep:
+    tree_store: MutableMapping[str, Any]
+    fingerprint_store: MutableMapping[str, Any]
+    scorer: FlagScorer
+    partitions: int
+    #: Called with each input partition before its comments: the stores' writes belong to it.
+    at_partition: Callable[[int], None] = lambda _partition: None
+    #: Newest event time seen per input partition ("valid:N"), reported to the windows after each batch.
+    progress: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tree = ThreadTree(self.tree_store)
+
+    def run(self, batches: Sequence[tuple[int, Sequence[CommentEvent]]], *, now_ms: int) -> EnrichOutput:
+        """Enrich `batches` ((input partition, its comments in order), ...) as one batch."""
+        tree = self.tree
+        placements: list[Placement] = []
+        sources: list[str] = []  # the input partition each placement came from
+        features: list[TextFeatures] = []
+        duplicates: list[int] = []
+        received = 0
+        for partition, comments in batches:
+            self.at_partition(partition)
+            received += len(comments)
+            source = f"valid:{partition}"
+            for comment in comments:
+                posted_ms = int(comment.posted_at.timestamp() * 1000)
+                self.progress[source] = max(posted_ms, self.progress.get(source, posted_ms))
+                for placement in tree.place(comment, now_ms=now_ms):
+                    feats = text_features(placement.event.body)
+                    sources.append(source)
+                    placements.append(placement)
+                    features.append(feats)
+                    posted = int(placement.event.posted_at.timestamp() * 1000)
+                    duplicates.append(
+                        note_fingerprint(self.fingerprint_store, feats.fingerprint, placement.event.author, posted)
+                    )
+        fan_out = FanOut(self.partitions)
+        rows = enrich_placements(placements, features, duplicates, scorer=self.scorer)
+        # Tree writes of the routes belong to the partition of each row's thread.
+        current = -1
+        for row, source in zip(rows, sources, strict=True):
+            partition = int(source.partition(":")[2])
+            if partition != current:
+                self.at_partition(partition)
+                current = partition
+            thread_id, comment_id = row.event.thread_id, row.event.comment_id
+            routes = fan_out.add(row, source, tree.window_routes(thread_id, comment_id))
+            tree.set_window_routes(thread_id, comment_id, routes)
+        return EnrichOutput(rows=rows, fan_out=fan_out, received=received)

@@ -1,0 +1,121 @@
+"""The windows steps: enriched rows -> deliveries to the windows partitions (the fan-out, run by
+enrich), and deliveries -> window rows, late events and alerts (the engine, run by windows).
+
+The fan-out puts every item of an author / category / parent author / text fingerprint in one
+windows.input partition (crc32 of "kind:key" modulo the partition count), so those windows are
+exact however many workers run. Progress reports (how far in event time each comments.valid
+partition has sent) and wall-clock ticks travel as deliveries without an item.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+
+import msgspec
+
+from streams.models import EnrichedComment
+from streams.windows.engine import EngineOutput, WindowEngine, WindowInput, route, route_key
+
+
+class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a windows.input envelope: a (kind, key) delivery from upstream partition `source`;
+    or, without an item, a progress report (`source` has sent everything up to `progress_ms`) or a
+    wall-clock tick (no source)."""
+
+    kind: str = ""
+    key: str = ""
+    item: WindowInput | None = None
+    #: Take the item out of this window (deleted, or an edit moved it off this route).
+    remove: bool = False
+    source: str = ""
+    progress_ms: int = 0
+    #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
+    caught_up: bool = False
+    tick_ms: int = 0
+
+
+def window_input(comment: EnrichedComment) -> WindowInput:
+    e = comment.event
+    return WindowInput(
+        comment_id=e.comment_id,
+        thread_id=e.thread_id,
+        author=e.author,
+        parent_author=e.parent_author,
+        posted_at_ms=int(e.posted_at.timestamp() * 1000),
+        flags=list(comment.flags.flags),
+        toxicity=comment.flags.scores.get("toxicity", 0.0),
+        depth=comment.depth,
+        fingerprint=comment.fingerprint,
+        deleted=e.event_type == "comment.deleted",
+    )
+
+
+def windows_partition(kind: str, key: str, partitions: int) -> int:
+    """The windows.input partition that owns window (kind, key): stable across processes and restarts."""
+    return zlib.crc32(route_key(kind, key).encode()) % partitions
+
+
+class FanOut:
+    """One enrich batch's deliveries to the windows, grouped per windows.input partition."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.by_partition: dict[int, list[WindowDelivery]] = defaultdict(list)
+
+    def add(self, comment: EnrichedComment, source: str, previous_routes: list[list[str]]) -> list[list[str]]:
+        """Deliver one comment to every (kind, key) window it belongs to, and take it out of the
+        windows its previous version was in but this one is not; return the routes it is in now."""
+        item = window_input(comment)
+        routes = [] if item.deleted else [[kind, key] for kind, key in route(item)]
+        leaving = [r for r in previous_routes if r not in routes]
+        if item.deleted:
+            leaving += [[kind, key] for kind, key in route(item) if [kind, key] not in leaving]
+        for targets, remove in ((routes, False), (leaving, True)):
+            for kind, key in targets:
+                self.by_partition[windows_partition(kind, key, self.partitions)].append(
+                    WindowDelivery(kind=kind, key=key, item=item, source=source, remove=remove)
+                )
+        return routes
+
+    def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
+        """Tell every windows partition how far (in event time) each upstream source has sent.
+
+        Upstream partitions are consumed at different speeds; a windows partition fed by several
+        of them must not let the fastest one close windows the slower ones still have comments for.
+        Added last, so each partition reads them after the batch's deliveries.
+        """
+        for source, event_ms in progress.items():
+            report = WindowDelivery(source=source, progress_ms=event_ms, caught_up=source in caught_up)
+            for partition in range(self.partitions):
+                self.by_partition[partition].append(report)
+
+
+def apply(
+    engine: WindowEngine, partition: int, deliveries: Iterable[WindowDelivery], now_ms: int, out: EngineOutput
+) -> int:
+    """Apply one windows.input partition's deliveries, in order, adding what they emit to `out`;
+    return how many carried an item."""
+    items = 0
+    for delivery in deliveries:
+        if delivery.item is not None:
+            items += 1
+            out.extend(
+                engine.process(
+                    partition,
+                    delivery.kind,
+                    delivery.key,
+                    delivery.item,
+                    now_ms,
+                    delivery.source or None,
+                    remove=delivery.remove,
+                )
+            )
+        elif delivery.source:
+            out.extend(
+                engine.progress(partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up)
+            )
+        else:
+            out.extend(engine.tick(partition, now_ms))
+    return items

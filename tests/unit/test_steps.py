@@ -1,0 +1,167 @@
+"""The batch steps (streams/steps/) and the envelopes (streams/batches.py): pure, no Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams import batches
+from streams.enrich.flags import FlagScorer
+from streams.models import CommentEvent
+from streams.steps import authors, ingest
+from streams.steps.enrich import EnrichStep
+from streams.steps.windows import FanOut, WindowDelivery, apply, windows_partition
+from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine
+
+START = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def event(thread: str, i: int, *, parent: int | None = None, author: str | None = None) -> CommentEvent:
+    return CommentEvent(
+        event_id=f"e-{thread}-{i}",
+        source="steps-test",
+        thread_id=thread,
+        comment_id=f"{thread}-{i}",
+        parent_id=f"{thread}-{parent}" if parent is not None else None,
+        author=author or f"author-{i % 3}",
+        posted_at=START + timedelta(seconds=i),
+        body=f"comment number {i}",
+    )
+
+
+# ------------------------------------------------------------------------------------------ envelopes
+
+
+def test_envelopes_round_trip_in_order_and_cut_by_rows_and_bytes() -> None:
+    rows = [event("t", i) for i in range(25)]
+    envelopes = batches.encode_envelopes(rows, max_rows=10)
+    assert len(envelopes) == 3
+    decoder = batches.EnvelopeDecoder(CommentEvent)
+    assert [e for env in envelopes for e in decoder.decode(env)] == rows
+    small = batches.encode_envelopes(rows, target_bytes=600)
+    assert len(small) > 3 and all(len(env) < 600 + 400 for env in small[:-1])
+
+
+def test_a_row_larger_than_the_target_travels_alone() -> None:
+    big = msgspec.structs.replace(event("t", 1), body="x" * 5000)
+    envelopes = batches.encode_envelopes([event("t", 0), big, event("t", 2)], target_bytes=1000)
+    assert [len(batches.EnvelopeDecoder(CommentEvent).decode(env)) for env in envelopes] == [1, 1, 1]
+
+
+def test_an_envelope_of_another_version_is_refused() -> None:
+    with pytest.raises(batches.UnknownEnvelope):
+        batches.EnvelopeDecoder(CommentEvent).decode(b'{"v":2,"items":[]}')
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=0, max_size=40), st.integers(min_value=1, max_value=64))
+def test_partition_of_is_kafkas_default_partitioner(key: str, partitions: int) -> None:
+    expected = DefaultPartitioner()(key.encode("utf-8", "surrogatepass"), list(range(partitions)), [])
+    assert batches.partition_of(key, partitions) == expected
+
+
+# ------------------------------------------------------------------------------------------ ingest
+
+
+def test_ingest_keeps_a_threads_events_in_one_partition_in_order_and_names_rejections() -> None:
+    values = [msgspec.json.encode(event(f"thread-{i % 5}", i)) for i in range(40)]
+    values[7] = b"not json"
+    out = ingest.validate_batch(values, partitions=4)
+    assert [(position, r.reason_code) for position, r in out.rejected] == [(7, "not_json")]
+    assert out.accepted == 39
+    seen: dict[str, int] = {}
+    for partition, events in out.valid.items():
+        assert partition == batches.partition_of(events[0].thread_id, 4)
+        for e in events:
+            assert seen.setdefault(e.thread_id, partition) == partition
+        for thread in {e.thread_id for e in events}:
+            ids = [int(e.comment_id.rsplit("-", 1)[1]) for e in events if e.thread_id == thread]
+            assert ids == sorted(ids)
+
+
+# ------------------------------------------------------------------------------------------ enrich
+
+
+class OwnedStore(dict[str, Any]):
+    """A store that records which input partition wrote each key (as StagedTable does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partition = -1
+        self.owner: dict[str, int] = {}
+
+    def at_partition(self, partition: int) -> None:
+        self.partition = partition
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.owner[key] = self.partition
+
+
+@pytest.fixture(scope="module")
+def scorer() -> FlagScorer:
+    return FlagScorer()
+
+
+def test_enrich_writes_each_threads_state_under_its_own_input_partition(scorer: FlagScorer) -> None:
+    tree, fingerprints = OwnedStore(), OwnedStore()
+
+    def at(partition: int) -> None:
+        tree.at_partition(partition)
+        fingerprints.at_partition(partition)
+
+    step = EnrichStep(tree, fingerprints, scorer, 4, at_partition=at)
+    a = [event("thread-a", i, parent=i - 1 if i else None) for i in range(5)]
+    b = [event("thread-b", i, parent=i - 1 if i else None) for i in range(5)]
+    out = step.run([(0, a), (3, b)], now_ms=0)
+    assert [r.depth for r in out.rows] == [0, 1, 2, 3, 4] * 2
+    # Every key of thread a belongs to partition 0, of thread b to 3 (also the routes written after
+    # the whole batch was scored): a rebalance restores each thread with its partition.
+    for key, partition in tree.owner.items():
+        assert partition == (0 if "thread-a" in key else 3), key
+    assert step.progress == {
+        "valid:0": int(a[-1].posted_at.timestamp() * 1000),
+        "valid:3": int(b[-1].posted_at.timestamp() * 1000),
+    }
+    deliveries = sum(len(d) for d in out.fan_out.by_partition.values())
+    assert deliveries >= 3 * len(out.rows)  # thread, trend and author windows at least
+
+
+def test_authors_count_a_redelivered_comment_once(scorer: FlagScorer) -> None:
+    step = EnrichStep({}, {}, scorer, 2)
+    rows = step.run([(0, [event("t", i, author="ann") for i in range(3)])], now_ms=0).rows
+    store: dict[str, Any] = {}
+    first = authors.count(store, rows)
+    again = authors.count(store, rows)
+    assert [r.author_comment_count for r in first] == [1, 2, 3]
+    assert [r.author_comment_count for r in again] == [3, 3, 3]
+
+
+# ------------------------------------------------------------------------------------------ windows
+
+
+def test_fan_out_and_apply_count_every_comment_in_its_thread_window(scorer: FlagScorer) -> None:
+    rows = EnrichStep({}, {}, scorer, 2).run([(0, [event("t", i) for i in range(10)])], now_ms=0).rows
+    fan_out = FanOut(2)
+    for row in rows:
+        fan_out.add(row, "valid:0", [])
+    fan_out.add_progress({"valid:0": int((START + timedelta(hours=2)).timestamp() * 1000)}, set())
+    for partition, deliveries in fan_out.by_partition.items():
+        assert all(d.item is None or windows_partition(d.kind, d.key, 2) == partition for d in deliveries), (
+            "a delivery on the wrong partition"
+        )
+        assert isinstance(deliveries[-1], WindowDelivery) and deliveries[-1].item is None  # progress last
+    engine = WindowEngine(WindowConfig(), {})
+    out = EngineOutput()
+    items = sum(apply(engine, p, d, 0, out) for p, d in fan_out.by_partition.items())
+    assert items == sum(1 for d in fan_out.by_partition.values() for x in d if x.item is not None)
+    for partition in fan_out.by_partition:  # idle long after: every window closes
+        apply(engine, partition, [WindowDelivery(tick_ms=1)], 10**12, out)
+    thread_rows = [w for w in out.windows if w.kind == "thread_1m" and w.key == "t"]
+    assert sum(w.comments for w in thread_rows) == 10
