@@ -339,7 +339,7 @@ def _windows() -> list[list[object]]:
     for kind, key_of in (("thread_1m", "thread_id"), ("author_1m", "author"), ("category_1m", "category")):
         for (key, start), members in sorted(group(kind, key_of, 1).items()):
             rows.append(row(kind, key, start, 1, members, 1, velocity=float(len(members))))
-    # thread_trend_10m hops every minute (a comment is in 10 windows, as in streams/windows/engine.py):
+    # thread_trend_10m hops every minute (a comment is in 10 windows, as in streams/windows/engine/):
     # velocity = comments / 10, acceleration = velocity - velocity of the window a minute earlier.
     per_minute: dict[tuple[str, int], list[SeedComment]] = defaultdict(list)
     for c in comments:
