@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: cluster-ddl demo run test test-processes test-archive-50k unit integration lint typecheck bench bench-pipeline broker-start broker-stop clean system-deps
+.PHONY: cluster-ddl demo run test test-processes test-archive-50k unit integration lint typecheck bench bench-pipeline bench-steps broker-start broker-stop clean system-deps
 
 # `streams demo` starts the broker if none answers, and stops what it started.
 demo: $(STAMP) system-deps
@@ -60,6 +60,10 @@ bench-pipeline: $(STAMP) broker-start
 	$(BIN)/python -c "import confluent_kafka" 2>/dev/null || $(BIN)/pip install -q -e ".[bench]"
 	nice -n 10 $(BIN)/python bench/pipeline.py --events $(N) --partitions $(PARTITIONS) --processes $(PROCESSES) \
 	  --latency-rate $(LATENCY_RATE) --latency-seconds $(LATENCY_SECONDS)
+
+# The pure steps alone (no Kafka, no framework): the per-comment floor under the worker (bench/step_costs.py).
+bench-steps: $(STAMP)
+	nice -n 10 $(BIN)/python bench/step_costs.py --events $(N)
 
 broker-start: system-deps
 	bash $(KAFKA) start

@@ -138,6 +138,10 @@ def iter_elements(
                     # Detach: completed siblings never pile up under the root.
                     stack[-1].remove(elem)
             return
+        except LookupError as exc:  # expat: the XML declaration names an encoding Python does not know
+            raise SourceParseError(
+                f"{ctx.source_name}: unknown character encoding in the XML declaration ({exc})"
+            ) from exc
         except ET.ParseError as exc:
             line, column = exc.position
             message = str(exc)

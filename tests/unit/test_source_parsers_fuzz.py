@@ -864,3 +864,11 @@ def test_csv_header_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"body,auth\xffor,posted_at\nok,ann,2020-01-01T00:00:00Z\n")
     with pytest.raises(SourceParseError, match="line 1: the CSV header is not UTF-8"):
         list(parse_source(path, "csv"))
+
+
+def test_an_xml_declaration_with_an_unknown_encoding_is_a_parse_error(tmp_path: Path) -> None:
+    """Found by the property above: encoding="TTF-8" raised LookupError from expat."""
+    path = tmp_path / "export.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="TTF-8"?><rss><channel></channel></rss>')
+    with pytest.raises(SourceParseError, match="unknown character encoding"):
+        list(parse_source(path, "wordpress"))
