@@ -88,33 +88,10 @@ class WorkerClient:
             "at the worker of this database, or stop the other worker"
         )
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON to the worker; its JSON answer, or RuntimeError with the worker's one-line reason."""
         try:
-            response = self.http.request(
-                "POST",
-                f"{self.base}/sql",
-                body=orjson.dumps({"sql": sql, "parameters": parameters or {}}),
-                headers=self.headers,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise WorkerUnavailable(f"no worker answers at {self.base}: {exc}") from exc
-        try:
-            payload = orjson.loads(response.data)
-        except orjson.JSONDecodeError:
-            payload = {}
-        if response.status != 200:
-            raise RuntimeError(payload.get("error") or f"worker answered HTTP {response.status}")
-        # JSON has no dates: turn the worker's ISO strings back into what clickhouse-connect gives.
-        converters = [_converter(t) for t in payload.get("types") or [""] * len(payload["columns"])]
-        rows = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in payload["rows"]]
-        return QueryResult(tuple(payload["columns"]), rows)
-
-    def review(self, review: dict[str, Any]) -> dict[str, Any]:
-        """POST /reviews: store a moderator's verdict; the stored row, or RuntimeError with the reason."""
-        try:
-            response = self.http.request(
-                "POST", f"{self.base}/reviews", body=orjson.dumps(review), headers=self.headers
-            )
+            response = self.http.request("POST", f"{self.base}{path}", body=orjson.dumps(body), headers=self.headers)
         except urllib3.exceptions.HTTPError as exc:
             raise WorkerUnavailable(f"no worker answers at {self.base}: {exc}") from exc
         try:
@@ -125,6 +102,18 @@ class WorkerClient:
             payload = {}
         if response.status != 200:
             raise RuntimeError(payload.get("error") or f"worker answered HTTP {response.status}")
+        return payload
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        payload = self._post("/sql", {"sql": sql, "parameters": parameters or {}})
+        # JSON has no dates: turn the worker's ISO strings back into what clickhouse-connect gives.
+        converters = [_converter(t) for t in payload.get("types") or [""] * len(payload["columns"])]
+        rows = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in payload["rows"]]
+        return QueryResult(tuple(payload["columns"]), rows)
+
+    def review(self, review: dict[str, Any]) -> dict[str, Any]:
+        """POST /reviews: store a moderator's verdict; the stored row, or RuntimeError with the reason."""
+        payload = self._post("/reviews", review)
         stored = payload.get("review")
         if not isinstance(stored, dict):
             raise RuntimeError("the worker's answer holds no review")
