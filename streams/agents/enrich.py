@@ -102,6 +102,15 @@ class Enrich:
         self.tree_store.reset()
         self.fingerprint_store.reset()
 
+    def _forget_revoked(self) -> None:
+        """Stop reporting progress for input partitions a rebalance gave to another worker: their
+        stale reports ("not read to the end") would keep the windows from ever going idle."""
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == valid_topic.get_topic_name()}
+        for source in list(self.step.progress):
+            if int(source.partition(":")[2]) not in assigned:
+                del self.step.progress[source]
+                self.last_read.pop(source, None)
+
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         batches: list[tuple[int, list[CommentEvent]]] = []
         for event in events:
@@ -111,6 +120,7 @@ class Enrich:
                 self.last_read[f"valid:{event.message.partition}"] = event.message
         out = self.step.run(batches, now_ms=int(time.time() * 1000))
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
+        self._forget_revoked()
         out.fan_out.add_progress(self.step.progress, caught_up(self.last_read))
         # An author's comments go to one comments.authored partition (their stats live there).
         by_author = group_by_partition(out.rows, lambda r: partition_of(r.event.author, settings.partitions))
