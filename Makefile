@@ -21,8 +21,8 @@ run: $(STAMP) system-deps
 test: $(STAMP) broker-start lint typecheck
 	$(BIN)/pytest -q tests -m "not on_demand"
 
-# `streams worker --processes 2` with a child killed mid-feed (4-10 minutes here, and not yet exact on
-# every run: see bench/RESULTS.md, Pipeline); on demand until it is both fast and exact.
+# `streams worker --processes 2` with a child killed mid-feed (about a minute; not yet exact on every
+# run: a replayed comment's spam flag can differ, see README, Tests); on demand until it is exact.
 test-processes: $(STAMP) broker-start
 	$(BIN)/pytest -q tests/integration/test_worker_processes.py
 
