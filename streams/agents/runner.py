@@ -9,8 +9,9 @@ by the broker or ClickHouse and its state was persisted. A handler that raises i
 * its staged state is discarded (``reset``; the tables' reads are copies, see StagedTable), and the
   same messages are handled again after a short backoff: outputs already sent are sent again, which
   the idempotent sinks and the windows' redelivery checks absorb;
-* Kafka or connection errors are retried for as long as they last (the offsets stay uncommitted:
-  backpressure, not loss);
+* Kafka or connection errors (also when Faust wraps them in ProducerSendError) are retried for as
+  long as they last (the offsets stay uncommitted: backpressure, not loss), except those that say
+  the message itself is too large;
 * any other error is retried twice, then the batch is split in halves to find the message that
   fails, and that one message alone goes to the dead-letter topic with the error as its reason.
 
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from streams import metrics
 from streams.agents.common import concrete, send_dead_letter
@@ -41,7 +42,24 @@ Handler = Callable[[Sequence[faust.EventT[Any]]], Awaitable[None]]
 ATTEMPTS_BEFORE_SPLIT = 3
 BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 5.0
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (KafkaError, ConnectionError, TimeoutError)
+#: Kafka errors that say the message itself cannot be sent: retrying it cannot help.
+PERMANENT_KAFKA_ERRORS: tuple[type[BaseException], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says the broker or a connection is away (retry as long as it lasts) rather than
+    that this batch cannot be handled. Faust wraps producer errors (ProducerSendError), so the
+    whole chain of causes counts."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PERMANENT_KAFKA_ERRORS):
+            return False
+        if isinstance(current, KafkaError | ConnectionError | TimeoutError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def run_batches(
@@ -90,7 +108,7 @@ async def handle_until_done(
             reset()
             attempt += 1
             metrics.note_agent_crash(agent, time.time())
-            transient = isinstance(exc, TRANSIENT_ERRORS)
+            transient = is_transient(exc)
             log.error(
                 "agent %s failed on a batch of %d messages (attempt %d, %s): %s: %s; replaying it",
                 agent,

@@ -73,3 +73,22 @@ def test_a_batch_that_succeeds_is_handled_once() -> None:
     r = Recorder()
     run(r, 3, "test-runner-ok")
     assert r.done == [0, 1, 2] and r.resets == 0 and r.dead == []
+
+
+def test_errors_from_fausts_producer_are_classified_by_their_cause() -> None:
+    from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+    from faust.exceptions import ProducerSendError
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            try:
+                raise cause
+            except BaseException as inner:
+                raise ProducerSendError(f"Error while sending: {inner!r}") from inner
+        except ProducerSendError as outer:
+            return outer
+
+    assert runner.is_transient(wrapped(KafkaConnectionError("broker away")))  # wait for the broker
+    assert not runner.is_transient(wrapped(MessageSizeTooLargeError()))  # isolate and dead-letter
+    assert runner.is_transient(ConnectionResetError())
+    assert not runner.is_transient(ValueError("bad row"))
