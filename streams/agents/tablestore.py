@@ -65,6 +65,7 @@ class StagedTable(WriteBuffer):
         self._read: dict[str, Any] = {}
         #: Changelog records written to memory whose send failed: sent first by the next persist().
         self._unsent: list[tuple[bytes | None, bytes | None, int]] = []
+        self._declared = False
 
     def at(self, event: faust.EventT[Any]) -> None:
         """Subsequent writes belong to `event`'s partition."""
@@ -130,6 +131,12 @@ class StagedTable(WriteBuffer):
                 encoded = changelog.prepare_value(value, table.value_serializer)[0]
             records.append((changelog.prepare_key(key, table.key_serializer)[0], encoded, partition))
         self.reset()
+        if not self._declared:
+            # Faust declares changelog topics when the table starts; on a broker that is itself still
+            # starting that can fail quietly, and a send to a missing topic waits for its metadata
+            # for the producer's whole request timeout (20 minutes). Declaring is idempotent.
+            await changelog.maybe_declare()
+            self._declared = True
         producer = table.app.producer
         topic = changelog.get_topic_name()
         sent = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]

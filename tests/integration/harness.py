@@ -51,10 +51,48 @@ def free_port_block(count: int) -> int:
 
 
 def ensure_broker() -> str:
-    """Start the local broker if it is not up (idempotent); return its address."""
+    """Start the local broker if it is not up (idempotent), wait until it serves consumer groups;
+    return its address."""
     port = os.environ.get("KAFKA_PORT", "9092")
     subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True, env={**os.environ, "KAFKA_PORT": port})
-    return f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{port}"
+    asyncio.run(_wait_for_group_coordinator(address))
+    return address
+
+
+async def _wait_for_group_coordinator(address: str, timeout: float = 120.0) -> None:
+    """A brand-new broker creates __consumer_offsets on the first group join, which can take long
+    enough for the first test's worker to time out: join and commit once here instead."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    topic = "streams-test-warmup"
+    producer = AIOKafkaProducer(bootstrap_servers=address)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"warm up")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=address,
+        group_id="streams-test-warmup",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await consumer.getmany(timeout_ms=500)
+                await consumer.commit()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+    finally:
+        await consumer.stop()
 
 
 class Pipeline:
