@@ -114,6 +114,8 @@ class Pipeline:
             # A killed worker's partitions move on after this (the broker's minimum is 6 s).
             "STREAMS_SESSION_TIMEOUT_SECONDS": "6",
             "STREAMS_WINDOW_IDLE_SECONDS": "3",
+            # The windows cross-checks read every window through /sql (100,000 rows is the default cap).
+            "STREAMS_SQL_MAX_RESULT_ROWS": "5000000",
             **overrides,
         }
         self.settings: Settings = load_settings(self.env)
