@@ -28,11 +28,11 @@ from streams.clickhouse.rows import comment_row  # noqa: E402
 from streams.enrich.flags import FlagScorer  # noqa: E402
 from streams.enrich.language import detect_languages  # noqa: E402
 from streams.models import EnrichedComment  # noqa: E402
+from streams.settings import load_settings  # noqa: E402
 from streams.steps import authors, ingest  # noqa: E402
 from streams.steps.enrich import EnrichStep  # noqa: E402
-from streams.steps.windows import FanOut, WindowDelivery, apply  # noqa: E402
-from streams.windows.detectors import load_detector_config  # noqa: E402
-from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine  # noqa: E402
+from streams.steps.windows import FanOut, WindowDelivery, apply, window_config  # noqa: E402
+from streams.windows.engine import EngineOutput, WindowEngine  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "step_costs.json"
 
@@ -56,15 +56,8 @@ def one_run(values: list[bytes], scorer: FlagScorer, partitions: int) -> tuple[i
     encoded = clock("envelope encode", lambda: msgspec.json.encode(rows))
     decoded = clock("envelope decode", lambda: msgspec.json.Decoder(list[EnrichedComment]).decode(encoded))
     clock("sink rows (comment_row)", lambda: [comment_row(r) for r in decoded])
-    # The worker's window settings (streams/agents/windows.py window_config) at their defaults.
-    config = WindowConfig(
-        allowed_lateness_ms=300_000,
-        retention_ms=3_600_000,
-        idle_timeout_ms=30_000,
-        source_idle_ms=120_000,
-        upstream_sources=partitions,
-        detectors=load_detector_config(None),
-    )
+    # The worker's window settings at their defaults, with this run's partition count.
+    config = window_config(load_settings({"STREAMS_PARTITIONS": str(partitions)}))
     engine = WindowEngine(config, {})
     fan_out: FanOut = enriched.fan_out
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Sequence
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -31,9 +30,8 @@ from streams.app import (
     windows_input_topic,
 )
 from streams.batches import EnvelopeDecoder, encode_envelopes, group_by_partition, partition_of
-from streams.steps.windows import WindowDelivery, apply
-from streams.windows.detectors import load_detector_config
-from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, route_key
+from streams.steps.windows import WindowDelivery, apply, window_config
+from streams.windows.engine import EngineOutput, WindowEngine, route_key
 
 #: windows.input messages per batch (envelopes of up to batches.ENVELOPE_MAX_ROWS deliveries).
 WINDOWS_BATCH = 20
@@ -44,28 +42,13 @@ _DELIVERIES = EnvelopeDecoder(WindowDelivery)
 window_state = table("window_state", "Event-time window buckets, watermarks and detector state per partition")
 
 
-def window_config() -> WindowConfig:
-    path = Path(settings.moderation_file) if settings.moderation_file else None
-    idle_ms = int(settings.window_idle_seconds * 1000)
-    return WindowConfig(
-        allowed_lateness_ms=int(settings.window_lateness_seconds * 1000),
-        retention_ms=int(settings.window_retention_seconds * 1000),
-        idle_timeout_ms=idle_ms,
-        # A source lagging behind (consumed more slowly) must hold windows back for a good while.
-        source_idle_ms=max(4 * idle_ms, 120_000),
-        # Every comments.valid partition reports progress to every windows partition.
-        upstream_sources=settings.partitions,
-        detectors=load_detector_config(path),
-    )
-
-
 class Windows:
     """Wires streams.steps.windows.apply to windows.input, its outputs and the window table."""
 
     def __init__(self) -> None:
         # The engine changes its metadata, indexes and expiry lists in place; buckets it copies itself.
         self.store = StagedTable(window_state, copy_reads=lambda key: not key.startswith("b:"))
-        self.engine = WindowEngine(window_config(), self.store)
+        self.engine = WindowEngine(window_config(settings), self.store)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         now_ms = int(time.time() * 1000)

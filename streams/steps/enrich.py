@@ -43,7 +43,7 @@ class EnrichStep:
         """Enrich `batches` ((input partition, its comments in order), ...) as one batch."""
         tree = self.tree
         placements: list[Placement] = []
-        sources: list[str] = []  # the input partition each placement came from
+        partitions: list[int] = []  # the input partition each placement came from
         features: list[TextFeatures] = []
         duplicates: list[int] = []
         received = 0
@@ -56,7 +56,7 @@ class EnrichStep:
                 self.progress[source] = max(posted_ms, self.progress.get(source, posted_ms))
                 for placement in tree.place(comment, now_ms=now_ms):
                     feats = text_features(placement.event.body)
-                    sources.append(source)
+                    partitions.append(partition)
                     placements.append(placement)
                     features.append(feats)
                     posted = int(placement.event.posted_at.timestamp() * 1000)
@@ -67,12 +67,11 @@ class EnrichStep:
         rows = enrich_placements(placements, features, duplicates, scorer=self.scorer)
         # Tree writes of the routes belong to the partition of each row's thread.
         current = -1
-        for row, source in zip(rows, sources, strict=True):
-            partition = int(source.partition(":")[2])
+        for row, partition in zip(rows, partitions, strict=True):
             if partition != current:
                 self.at_partition(partition)
                 current = partition
             thread_id, comment_id = row.event.thread_id, row.event.comment_id
-            routes = fan_out.add(row, source, tree.window_routes(thread_id, comment_id))
+            routes = fan_out.add(row, f"valid:{partition}", tree.window_routes(thread_id, comment_id))
             tree.set_window_routes(thread_id, comment_id, routes)
         return EnrichOutput(rows=rows, fan_out=fan_out, received=received)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import msgspec
 
 from streams.models import EnrichedComment
-from streams.windows.engine import EngineOutput, WindowEngine, WindowInput, route, route_key
+from streams.settings import Settings
+from streams.windows.detectors import load_detector_config
+from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, WindowInput, route, route_key
 
 
 class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +37,22 @@ class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
     #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
     caught_up: bool = False
     tick_ms: int = 0
+
+
+def window_config(settings: Settings) -> WindowConfig:
+    """The window engine's configuration from the worker's settings."""
+    path = Path(settings.moderation_file) if settings.moderation_file else None
+    idle_ms = int(settings.window_idle_seconds * 1000)
+    return WindowConfig(
+        allowed_lateness_ms=int(settings.window_lateness_seconds * 1000),
+        retention_ms=int(settings.window_retention_seconds * 1000),
+        idle_timeout_ms=idle_ms,
+        # A source lagging behind (consumed more slowly) must hold windows back for a good while.
+        source_idle_ms=max(4 * idle_ms, 120_000),
+        # Every comments.valid partition reports progress to every windows partition.
+        upstream_sources=settings.partitions,
+        detectors=load_detector_config(path),
+    )
 
 
 def window_input(comment: EnrichedComment) -> WindowInput:
