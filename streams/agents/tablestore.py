@@ -35,6 +35,7 @@ from typing import Any
 import faust
 import msgspec
 
+from streams.agents.common import Record, send_records
 from streams.windows.engine import _DELETED, WriteBuffer
 
 _COPY_ENCODER = msgspec.msgpack.Encoder()
@@ -64,7 +65,7 @@ class StagedTable(WriteBuffer):
         #: Copies of stored values read in this batch (the same copy for every read of a key).
         self._read: dict[str, Any] = {}
         #: Changelog records written to memory whose send failed: sent first by the next persist().
-        self._unsent: list[tuple[bytes | None, bytes | None, int]] = []
+        self._unsent: list[Record] = []
         self._declared = False
 
     def at(self, event: faust.EventT[Any]) -> None:
@@ -113,8 +114,9 @@ class StagedTable(WriteBuffer):
     async def persist(self) -> None:
         """Apply the staged writes to the table and wait until the broker has their changelog records.
 
-        The records go straight to the producer, serialised as Faust's own changelog writes are (so
-        its recovery reads them back), without Faust's per-message channel machinery; the memory
+        The records go straight to the producer as record batches (`send_records`), serialised as
+        Faust's own changelog writes are (so its recovery reads them back), without Faust's
+        per-message channel machinery; the memory
         store keeps no persisted offsets, so Faust's send callback would do nothing here."""
         table = self.table
         changelog = table.changelog_topic
@@ -137,8 +139,5 @@ class StagedTable(WriteBuffer):
             # for the producer's whole request timeout (20 minutes). Declaring is idempotent.
             await changelog.maybe_declare()
             self._declared = True
-        producer = table.app.producer
-        topic = changelog.get_topic_name()
-        sent = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]
-        await asyncio.gather(*sent)
+        await asyncio.gather(*await send_records(table.app.producer, changelog.get_topic_name(), records))
         self._unsent = []
