@@ -2,9 +2,10 @@
 
 enrich (in each thread's posting order) --fan-out--> windows.input --engine--> activity.windows, alerts,
 windows.late. The fan-out and the engine's use are streams/steps/windows.py; windows.input carries
-envelopes of deliveries (one per windows partition per enrich batch: ~6 deliveries per comment). A
-timer puts a tick on every windows.input partition, so idle handling runs inside the partition's
-own stream (Faust tables can only be written while processing an event of that partition).
+envelopes of deliveries (one envelope per windows partition per enrich batch; one delivery per comment
+and partition, naming its windows there: a comment is in ~6 windows). A timer puts a tick on every
+windows.input partition, so idle handling runs inside the partition's own stream (Faust tables can
+only be written while processing an event of that partition).
 """
 
 from __future__ import annotations

@@ -23,15 +23,21 @@ from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine, Win
 
 
 class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of a windows.input envelope: a (kind, key) delivery from upstream partition `source`;
+    """One entry of a windows.input envelope: an item from upstream partition `source` for each of
+    its (kind, key) windows owned by this partition (`routes`), and out of those it left (`leaving`);
     or, without an item, a progress report (`source` has sent everything up to `progress_ms`) or a
-    wall-clock tick (no source)."""
+    wall-clock tick (no source). One entry per item and partition, not per window: an item is in
+    ~6 windows, and each copy cost an encode and a decode."""
 
+    #: One window only (`kind`, `key`, `remove`): how envelopes were written before `routes`; still read.
     kind: str = ""
     key: str = ""
     item: WindowInput | None = None
     #: Take the item out of this window (deleted, or an edit moved it off this route).
     remove: bool = False
+    routes: tuple[tuple[str, str], ...] = ()
+    #: Windows to take the item out of (deleted, or an edit moved it off these routes).
+    leaving: tuple[tuple[str, str], ...] = ()
     source: str = ""
     progress_ms: int = 0
     #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
@@ -91,11 +97,16 @@ class FanOut:
         leaving = [r for r in previous_routes if r not in routes]
         if item.deleted:
             leaving += [[kind, key] for kind, key in route(item) if [kind, key] not in leaving]
-        for targets, remove in ((routes, False), (leaving, True)):
+        per_partition: dict[int, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
+        for targets, index in ((routes, 0), (leaving, 1)):
             for kind, key in targets:
-                self.by_partition[windows_partition(kind, key, self.partitions)].append(
-                    WindowDelivery(kind=kind, key=key, item=item, source=source, remove=remove)
+                per_partition.setdefault(windows_partition(kind, key, self.partitions), ([], []))[index].append(
+                    (kind, key)
                 )
+        for partition, (joining, left) in per_partition.items():
+            self.by_partition[partition].append(
+                WindowDelivery(item=item, source=source, routes=tuple(joining), leaving=tuple(left))
+            )
         return routes
 
     def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
@@ -115,22 +126,20 @@ def apply(
     engine: WindowEngine, partition: int, deliveries: Iterable[WindowDelivery], now_ms: int, out: EngineOutput
 ) -> int:
     """Apply one windows.input partition's deliveries, in order, adding what they emit to `out`;
-    return how many carried an item."""
+    return how many window updates they carried."""
     items = 0
     for delivery in deliveries:
-        if delivery.item is not None:
-            items += 1
-            out.extend(
-                engine.process(
-                    partition,
-                    delivery.kind,
-                    delivery.key,
-                    delivery.item,
-                    now_ms,
-                    delivery.source or None,
-                    remove=delivery.remove,
-                )
-            )
+        item = delivery.item
+        if item is not None:
+            source = delivery.source or None
+            if delivery.routes or delivery.leaving:
+                targets = [(kind, key, False) for kind, key in delivery.routes]
+                targets += [(kind, key, True) for kind, key in delivery.leaving]
+            else:
+                targets = [(delivery.kind, delivery.key, delivery.remove)]
+            for kind, key, remove in targets:
+                items += 1
+                out.extend(engine.process(partition, kind, key, item, now_ms, source, remove=remove))
         elif delivery.source:
             out.extend(
                 engine.progress(partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up)

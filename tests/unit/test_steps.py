@@ -129,8 +129,8 @@ def test_enrich_writes_each_threads_state_under_its_own_input_partition(scorer: 
         "valid:0": int(a[-1].posted_at.timestamp() * 1000),
         "valid:3": int(b[-1].posted_at.timestamp() * 1000),
     }
-    deliveries = sum(len(d) for d in out.fan_out.by_partition.values())
-    assert deliveries >= 3 * len(out.rows)  # thread, trend and author windows at least
+    windows = sum(len(d.routes) for ds in out.fan_out.by_partition.values() for d in ds)
+    assert windows >= 3 * len(out.rows)  # thread, trend and author windows at least
 
 
 def test_authors_count_a_redelivered_comment_once(scorer: FlagScorer) -> None:
@@ -153,15 +153,41 @@ def test_fan_out_and_apply_count_every_comment_in_its_thread_window(scorer: Flag
         fan_out.add(row, "valid:0", [])
     fan_out.add_progress({"valid:0": int((START + timedelta(hours=2)).timestamp() * 1000)}, set())
     for partition, deliveries in fan_out.by_partition.items():
-        assert all(d.item is None or windows_partition(d.kind, d.key, 2) == partition for d in deliveries), (
+        assert all(windows_partition(kind, key, 2) == partition for d in deliveries for kind, key in d.routes), (
             "a delivery on the wrong partition"
         )
+        items = [d.item.comment_id for d in deliveries if d.item is not None]
+        assert len(items) == len(set(items)), "an item sent twice to one partition"
         assert isinstance(deliveries[-1], WindowDelivery) and deliveries[-1].item is None  # progress last
     engine = WindowEngine(WindowConfig(), {})
     out = EngineOutput()
     items = sum(apply(engine, p, d, 0, out) for p, d in fan_out.by_partition.items())
-    assert items == sum(1 for d in fan_out.by_partition.values() for x in d if x.item is not None)
+    assert items == sum(len(x.routes) for d in fan_out.by_partition.values() for x in d)
     for partition in fan_out.by_partition:  # idle long after: every window closes
         apply(engine, partition, [WindowDelivery(tick_ms=1)], 10**12, out)
     thread_rows = [w for w in out.windows if w.kind == "thread_1m" and w.key == "t"]
     assert sum(w.comments for w in thread_rows) == 10
+
+
+def test_apply_reads_single_window_deliveries_as_written_before_routes(scorer: FlagScorer) -> None:
+    """Envelopes already on windows.input when a worker is upgraded hold one window per delivery."""
+    rows = EnrichStep({}, {}, scorer, 1).run([(0, [event("t", i) for i in range(4)])], now_ms=0).rows
+    fan_out = FanOut(1)
+    for row in rows:
+        fan_out.add(row, "valid:0", [])
+    current = fan_out.by_partition[0]
+    old_form = [
+        WindowDelivery(kind=kind, key=key, item=d.item, source=d.source)
+        for d in current
+        if d.item is not None
+        for kind, key in d.routes
+    ]
+    results = []
+    for deliveries in (current, old_form):
+        engine = WindowEngine(WindowConfig(), {})
+        out = EngineOutput()
+        applied = apply(engine, 0, deliveries, 0, out)
+        apply(engine, 0, [WindowDelivery(tick_ms=1)], 10**12, out)
+        results.append((applied, sorted((w.kind, w.key, w.comments) for w in out.windows)))
+    assert results[0] == results[1]
+    assert results[0][0] == len(old_form) > len(rows)

@@ -7,6 +7,7 @@ emissions and corrections) and expires what no window can touch any more; the se
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, MutableMapping
 from datetime import datetime
@@ -68,6 +69,8 @@ class WindowEngine(_Detecting):
         self._det_span = {**self._sliding_ms, TOXICITY_SPIKE: tox.span_ms}
         # First wall time this *instance* saw each partition: downtime is never idleness.
         self._session: dict[int, int] = {}
+        #: Per partition: (sources dict, wall time, oldest live event time); see _live_sources_min.
+        self._live_min: dict[int, tuple[Any, int, float]] = {}
 
     # -------------------------------------------------------------------------------- public API
 
@@ -199,12 +202,25 @@ class WindowEngine(_Detecting):
         sources: dict[str, list[int]] = meta.get("src") or {}
         return [s for s in sources.values() if now_ms - s[1] < self.config.source_idle_ms]
 
+    def _live_sources_min(self, partition: int, meta: dict[str, Any], now_ms: int) -> float:
+        """The oldest event time of the live sources (inf without any). Asked once per item with the
+        same sources and wall time for a whole batch, so it is kept until either changes (the sources
+        dict is replaced, never changed in place: `_note_source`; the cache holds it, so its id
+        cannot be reused)."""
+        sources = meta.get("src")
+        cached = self._live_min.get(partition)
+        if cached is not None and cached[0] is sources and cached[1] == now_ms:
+            return cached[2]
+        oldest = min((s[0] for s in self._live_sources(meta, now_ms)), default=math.inf)
+        self._live_min[partition] = (sources, now_ms, oldest)
+        return oldest
+
     def _raise_watermark(self, partition: int, meta: dict[str, Any], now_ms: int, out: EngineOutput) -> None:
         heard = len(meta.get("src") or ())
         waited = now_ms - self._session.get(partition, now_ms)
         if heard < self.config.upstream_sources and waited < self.config.source_idle_ms:
             return  # a source not heard yet may hold older items than any seen so far
-        base = min([meta["max"], *(s[0] for s in self._live_sources(meta, now_ms))])
+        base = min(meta["max"], self._live_sources_min(partition, meta, now_ms))
         if base - self._lateness > meta["wm"]:
             meta["wm"] = base - self._lateness
             if _floor(meta["wm"]) > meta["closed"]:
