@@ -96,9 +96,11 @@ def _root_declared(opener: Callable[[], IO[bytes]]) -> set[str]:
 
 def _prefix_at(opener: Callable[[], IO[bytes]], line: int, column: int, skip: set[str]) -> str | None:
     with opener() as fh:
-        for no, text in enumerate(fh, start=1):
+        # Universal newlines: expat counts a lone \r as a line break too (XML's end-of-line rule),
+        # so splitting on \n alone would look for the prefix on the wrong line.
+        for no, text in enumerate(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=None), start=1):
             if no == line:
-                tail = text.decode("utf-8", "replace")[column:]
+                tail = text[column:]
                 tag = tail.split(">", 1)[0]
                 for prefix in map(str, _PREFIXED.findall(tag)):
                     if prefix not in skip and prefix not in ("xml", "xmlns", "http", "https"):

@@ -872,3 +872,14 @@ def test_an_xml_declaration_with_an_unknown_encoding_is_a_parse_error(tmp_path: 
     path.write_bytes(b'<?xml version="1.0" encoding="TTF-8"?><rss><channel></channel></rss>')
     with pytest.raises(SourceParseError, match="unknown character encoding"):
         list(parse_source(path, "wordpress"))
+
+
+def test_undeclared_prefix_found_after_a_lone_carriage_return(tmp_path: Path) -> None:
+    """expat counts a lone \\r as a line break: the undeclared prefix is looked for on its line."""
+    path = tmp_path / "export.xml"
+    path.write_bytes(
+        b'<?xml version="1.0" encoding="UTF-8" ?>\n<rss version="2.0" xmlns:wp="http://wordpress.org/export/1.2/">\n'
+        b"<channel>\n<item>\n<wp:post_id>\r</wp:post_id>\n<dc:creator>admin</dc:creator>\n</item>\n</channel></rss>\n"
+    )
+    items, error = read_all(path, "wordpress")
+    assert error is None and items == []
