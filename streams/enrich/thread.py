@@ -16,7 +16,8 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
   never overwrites a newer one.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
-  n|thread|comment   -> node dict (see `_node`; "w": the window routes of the last version sent)
+  n|thread|comment   -> node dict (see `_node`; "raw": the event's JSON, "pa": its parent author,
+                        "w": the window routes of the last version sent)
   a|thread|author    -> [[posted_ms, seq, comment_id], ...] sorted: comments by that author
   k|thread|comment   -> [child comment ids] (children resolved to this comment)
   wi|thread|parent   -> {child_id: expires_ms} replies waiting for a parent id not seen yet
@@ -86,11 +87,12 @@ class ThreadTree:
         if old is not None and old["t_ev"] > event_time_ms(event):
             # An older version arriving late (replay): keep the newer one, re-emit it unchanged.
             return [self._placement(old)]
-        if old is not None and old["raw"] == _ENCODER.encode(event).decode():
-            return [self._placement(old)]  # redelivery: nothing changes
+        raw = _ENCODER.encode(event).decode()
+        if old is not None and old["raw"] == raw:
+            return [self._placement(old, event)]  # redelivery: nothing changes
 
         parent_id, by_author = self._resolve(event)
-        node = self._node(event, old)
+        node = self._node(event, old, raw)
         self.store[node_key] = node
         if old is None:
             self._index_author(event)
@@ -98,7 +100,7 @@ class ThreadTree:
             self._index_reply_by_name(event)
 
         changed = self._attach(node, parent_id, now_ms=now_ms, by_author=by_author)
-        out = [self._placement(self.store[node_key])]
+        out = [self._placement(self.store[node_key], event)]
         seen = {event.comment_id}
         if old is None:
             changed += self._wake_waiters(event, now_ms=now_ms)
@@ -142,7 +144,7 @@ class ThreadTree:
 
     # -- state updates -------------------------------------------------------------------------
 
-    def _node(self, event: CommentEvent, old: dict[str, Any] | None) -> dict[str, Any]:
+    def _node(self, event: CommentEvent, old: dict[str, Any] | None, raw: str) -> dict[str, Any]:
         node = dict(old) if old else {"p": None, "d": 0, "r": event.comment_id, "m": False, "v": 0, "pos": False}
         node.update(
             id=event.comment_id,
@@ -150,7 +152,8 @@ class ThreadTree:
             au=event.author,
             t=_ms(event.posted_at),
             t_ev=event_time_ms(event),
-            raw=_ENCODER.encode(event).decode(),
+            raw=raw,
+            pa=event.parent_author,
         )
         if old is not None:
             node["v"] = old["v"] + 1  # edit / delete: a newer row
@@ -203,7 +206,8 @@ class ThreadTree:
         thread, cid = node["th"], node["id"]
         node_key = _key("n", thread, cid)
         node = dict(self.store[node_key])
-        parent_author = _DECODER.decode(node["raw"]).parent_author
+        # "pa": the event's parent author, kept so that placing needs no decode (older nodes lack it).
+        parent_author = node["pa"] if "pa" in node else _DECODER.decode(node["raw"]).parent_author
         position: tuple[str | None, str, int, bool]
         if parent_id is None and parent_author is None:
             position = (None, cid, 0, False)
@@ -274,9 +278,10 @@ class ThreadTree:
         return moved
 
     @staticmethod
-    def _placement(node: dict[str, Any]) -> Placement:
+    def _placement(node: dict[str, Any], event: CommentEvent | None = None) -> Placement:
+        """`event`: the node's own event when the caller has it (it is what "raw" holds)."""
         return Placement(
-            event=_DECODER.decode(node["raw"]),
+            event=event if event is not None else _DECODER.decode(node["raw"]),
             parent_id=node["p"],
             root_id=node["r"],
             depth=node["d"],
