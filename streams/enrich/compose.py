@@ -38,8 +38,20 @@ def note_fingerprint(store: MutableMapping[str, Any], fingerprint: str, author: 
     if not fingerprint:
         return 0
     key = f"fp|{fingerprint}"
+    stored = store.get(key) or []
+    if stored and not isinstance(stored[0], str):
+        # The common case, answered without rebuilding the list: this author's copy is noted already,
+        # at or before this one (a redelivery, or a later copy), so nothing changes.
+        others, own = 0, None
+        for name, at in stored:
+            if name == author:
+                own = at
+            elif at < posted_ms:
+                others += 1
+        if own is not None and own <= posted_ms:
+            return others
     first_seen: dict[str, int] = {}
-    for entry in store.get(key) or []:
+    for entry in stored:
         if isinstance(entry, str):  # old state shape
             name, at = entry, _UNKNOWN_EARLY_MS
         else:

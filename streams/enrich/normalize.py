@@ -94,7 +94,8 @@ _LEET_SPLIT = re.compile(r"(@?)(!*)(.*?)(!*)")
 _SPACED_HINT = re.compile(r" [^\W\d_] [^\W\d_] [^\W\d_] ")
 _SPACED = re.compile(r"(?<![^\W_])[^\W\d_](?:[ .\-_*][^\W\d_]){2,}(?![^\W_])")
 _SPACED_SEP = re.compile(r"[ .\-_*]")
-_TRIPLE_HINT = re.compile(r"(.)\1\1", re.DOTALL)
+#: A letter or digit three times in a row: [^\W_] is exactly str.isalnum() (re's \w is isalnum or "_").
+_TRIPLE_ALNUM = re.compile(r"([^\W_])\1\1")
 _REPEAT3 = re.compile(r"([^\W\d_])\1{2,}")
 _REPEAT2 = re.compile(r"([^\W\d_])\1+")
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -223,9 +224,9 @@ def _analyze(text: str) -> Analysis:
 
 
 def _has_letter_triple(text: str) -> bool:
-    # "(.)\1\1" is cheap, but most of its hits are "..." or "!!!", for which the (costly)
-    # collapse would change nothing: check the repeated character. Superset of `_REPEAT3`.
-    return any(m.group(1).isalnum() for m in _TRIPLE_HINT.finditer(text))
+    # Most texts have no letter or digit three times in a row, and then the (costly) collapse
+    # would change nothing. Superset of `_REPEAT3`.
+    return _TRIPLE_ALNUM.search(text) is not None
 
 
 def _collapse_triples(text: str, elongated: frozenset[str]) -> tuple[str, frozenset[str]]:
