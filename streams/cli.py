@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -138,8 +139,22 @@ def _supervise(settings: Settings, processes: int, loglevel: str) -> int:
     return Supervisor(specs, args=["--loglevel", loglevel] if loglevel else []).run()
 
 
+#: Young collections every this many net allocations (Python's default: 700). The worker allocates
+#: in bursts of thousands of rows per batch; every young collection also walks what survives it.
+GC_YOUNG_THRESHOLD = 50_000
+#: Full collections after this many middle-generation ones (default 10), and only when the objects
+#: promoted since the last one reach a quarter of the long-lived ones (Python's rule). The tables
+#: hold millions of objects (one tree node and its lists per comment), and each full collection
+#: walks all of them: 1-2 s per 100,000 comments, every few tens of seconds, a stop of the whole
+#: worker that showed as multi-second latency tails. Cycles are rare in our data (JSON-like
+#: values); what asyncio and Faust leave in cycles dies young and goes with the young collections.
+GC_FULL_AFTER = 1_000
+
+
 def freeze_long_lived_objects() -> None:
-    """Exempt every object alive now (modules, models, configuration) from cyclic garbage collection.
+    """Exempt every object alive now (modules, models, configuration) from cyclic garbage collection,
+    make collections rarer (GC_YOUNG_THRESHOLD, GC_FULL_AFTER) and time each one
+    (``streams_gc_pause_seconds``).
 
     Call once, after the models are loaded. Full collections otherwise walk these ~150k objects
     over and over while comments are scored: about 10% of the enrichment's CPU time
@@ -147,6 +162,22 @@ def freeze_long_lived_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+    _, middle, _ = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, GC_FULL_AFTER)
+    if _time_collection not in gc.callbacks:
+        gc.callbacks.append(_time_collection)
+
+
+_gc_started: list[float] = []
+
+
+def _time_collection(phase: str, info: dict[str, int]) -> None:
+    from streams import metrics
+
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        metrics.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_started[0])
 
 
 async def _ensure_topics(settings: Settings) -> None:

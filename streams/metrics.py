@@ -44,6 +44,13 @@ BATCH_SIZE = Histogram(
     buckets=_BATCH_BUCKETS,
     registry=REGISTRY,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "streams_gc_pause_seconds",
+    "Python's cyclic garbage collections: how long each stopped the process, by generation",
+    ["generation"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    registry=REGISTRY,
+)
 ROWS_PER_INSERT = Histogram(
     "streams_rows_per_insert", "Rows per ClickHouse insert", ["table"], buckets=_BATCH_BUCKETS, registry=REGISTRY
 )

@@ -152,8 +152,8 @@ class StagedTable(WriteBuffer):
 
         The records go straight to the producer as record batches (`send_records`), serialised as
         Faust's own changelog writes are (so its recovery reads them back), without Faust's
-        per-message channel machinery; the memory
-        store keeps no persisted offsets, so Faust's send callback would do nothing here."""
+        per-message channel machinery; the memory store keeps no persisted offsets, so Faust's send
+        callback would do nothing here."""
         table = self.table
         changelog = table.changelog_topic
         encode_key, encode_value = self._encoders
