@@ -748,8 +748,12 @@ def machine() -> dict[str, Any]:
 
 
 def git_commit() -> str:
+    """The checkout's commit, "+changes" when the package or benchmarks differ from it (a row must
+    not credit a commit with code it does not hold)."""
     with contextlib.suppress(Exception):
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+        commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "streams", "bench/pipeline.py"], cwd=ROOT)
+        return commit + ("+changes" if changed.returncode == 1 else "")
     return "unknown"
 
 
