@@ -159,27 +159,34 @@ class ThreadTree:
             node["v"] = old["v"] + 1  # edit / delete: a newer row
         return node
 
+    def _writable_list(self, key: str) -> list[Any]:
+        """The list at `key`, to change and write back: the batch's own copy. An author's comments in
+        a big thread run to thousands; copying the list for every comment made placing quadratic."""
+        owned = getattr(self.store, "owned", None)  # a WriteBuffer (the worker's tables)
+        mine = owned(key) if owned is not None else None
+        return mine if mine is not None else list(self.store.get(key) or [])
+
     def _index_author(self, event: CommentEvent) -> None:
         key = _key("a", event.thread_id, event.author)
-        entries = list(self.store.get(key) or [])
+        entries = self._writable_list(key)
         seq = len(entries)
         bisect.insort(entries, [_ms(event.posted_at), seq, event.comment_id])
         self.store[key] = entries
 
     def _index_reply_by_name(self, event: CommentEvent) -> None:
         key = _key("ba", event.thread_id, event.parent_author or "")
-        entries = list(self.store.get(key) or [])
+        entries = self._writable_list(key)
         bisect.insort(entries, [_ms(event.posted_at), event.comment_id])
         self.store[key] = entries
 
     def _append(self, key: str, value: str) -> None:
-        values = list(self.store.get(key) or [])
+        values = self._writable_list(key)
         if value not in values:
             values.append(value)
             self.store[key] = values
 
     def _remove(self, key: str, value: str) -> None:
-        values = list(self.store.get(key) or [])
+        values = self._writable_list(key)
         if value in values:
             values.remove(value)
             if values:

@@ -61,6 +61,13 @@ class WriteBuffer(MutableMapping[str, Any]):
         self._staged.pop(key, None)
         self._staged[key] = _DELETED
 
+    def owned(self, key: str) -> Any:
+        """The value this batch has written for `key` (None if none): the batch's own object, which
+        the writer may change in place before writing it again. Anything else read from the store
+        must be copied before a change (the stored value stays as it was until the batch persists)."""
+        value = self._staged.get(key)
+        return None if value is _DELETED else value
+
     def __contains__(self, key: object) -> bool:
         if key in self._staged:
             return self._staged[key] is not _DELETED
