@@ -1073,3 +1073,36 @@ def test_a_source_silent_past_source_idle_no_longer_holds_windows() -> None:
     out = engine.process(0, "thread_1m", "t1", item("f2", T0 + 21 * MIN, thread="t1"), NOW + 60_000, source="valid:0")
     assert engine.watermark(0) == T0 + 21 * MIN - LATENESS
     assert any(r.kind == "thread_1m" for r in out.windows)
+
+
+class CopiesAllButBuckets(dict[str, Any]):
+    """Hands out the stored bucket objects ("b:" keys) and copies of the rest, as the worker's
+    StagedTable does for the windows (the engine changes its metadata and indexes in place)."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        return value if key.startswith("b:") else copy.deepcopy(value)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 50])
+def test_buckets_a_batch_wrote_change_in_place_with_the_same_rows_and_the_store_untouched(batch: int) -> None:
+    """Over a WriteBuffer with a plain dict behind it (the worker's StagedTable hands out the stored
+    bucket objects), a bucket the batch already wrote is changed in place (WriteBuffer.owned): the
+    rows are those of a plain run, and nothing stored changes before the batch is flushed."""
+    items = small_archive(n=300, seed=21, shuffle=timedelta(minutes=10))
+    reference = Harness()
+    reference.feed(items)
+    reference.finish()
+    backing = CopiesAllButBuckets()
+    buffer = WriteBuffer(backing)
+    h = Harness(store=buffer)
+    for start in range(0, len(items), batch):
+        before = copy.deepcopy(backing)
+        h.feed(items[start : start + batch])
+        assert backing == before
+        buffer.flush()
+    h.finish()
+    buffer.flush()
+    assert [(r.kind, r.key, r.window_start, r.version, r.comments) for r in h.rows] == [
+        (r.kind, r.key, r.window_start, r.version, r.comments) for r in reference.rows
+    ]
