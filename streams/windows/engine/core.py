@@ -133,14 +133,11 @@ class WindowEngine(_Detecting):
             if members is None:
                 members = {}
             else:
+                # A new dict rather than a change in place: the stored bucket stays as it was until
+                # the batch is persisted, so a failed batch replays against it (StagedTable).
+                members = dict(members)
                 if minute < closed:
                     before = dict(members)
-                # A new dict rather than a change in place: the stored bucket stays as it was until
-                # the batch is persisted, so a failed batch replays against it (StagedTable). A bucket
-                # this batch already wrote is its own copy (WriteBuffer.owned): changed in place, since
-                # copying it for every item made a busy minute's bucket quadratic.
-                if members is not self._owned(bkey):
-                    members = dict(members)
             if remove:
                 del members[item.comment_id]
             else:
@@ -204,10 +201,6 @@ class WindowEngine(_Detecting):
         """The sources whose event time advanced within ``source_idle_ms``: [event time, advanced, caught up]."""
         sources: dict[str, list[int]] = meta.get("src") or {}
         return [s for s in sources.values() if now_ms - s[1] < self.config.source_idle_ms]
-
-    def _owned(self, key: str) -> Any:
-        owned = getattr(self._store, "owned", None)  # a WriteBuffer; a plain dict owns nothing
-        return owned(key) if owned is not None else None
 
     def _live_sources_min(self, partition: int, meta: dict[str, Any], now_ms: int) -> float:
         """The oldest event time of the live sources (inf without any). Asked once per item with the
