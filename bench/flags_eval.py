@@ -68,6 +68,7 @@ from streams.models import FlagResult  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
 PROBE = BENCH / "data" / "identity_probe.txt"
+ORDINARY = BENCH / "data" / "ordinary_comments.txt"
 BASELINE = BENCH / "baseline" / "moderation-v1.toml"
 SAMPLE = ROOT / "streams" / "samples" / "000_0506d22904cf1e0a.txt"
 START, END = "<!-- flags:start -->", "<!-- flags:end -->"
@@ -214,15 +215,19 @@ def pooled_decisions(rows: list[md.Row], scorer: FlagScorer, label: str) -> tupl
 
 
 def _pick(
-    y: np.ndarray, scores: np.ndarray, neutral: np.ndarray | None
+    y: np.ndarray, scores: np.ndarray, neutral: np.ndarray | None, ordinary: np.ndarray | None = None
 ) -> tuple[float, float, float, str, float] | None:
     """(threshold, precision, recall, rule, rank) for one category's DEV scores; None if no
-    threshold in the grid keeps the neutral-sentence false positives within FP_TARGET."""
+    threshold in the grid keeps the neutral-sentence false positives within FP_TARGET and every
+    `ordinary` comment (bench/data/ordinary_comments.txt) unflagged."""
     grid = []
+    highest_ordinary = float(ordinary.max()) if ordinary is not None and ordinary.size else -1.0
     for t in THRESHOLD_GRID:
         flagged = scores >= t
-        if flagged.sum() < 5 or (
-            neutral is not None and neutral.size and (neutral >= t).mean() > NEUTRAL_FP_PER_CATEGORY
+        if (
+            flagged.sum() < 5
+            or t <= highest_ordinary
+            or (neutral is not None and neutral.size and (neutral >= t).mean() > NEUTRAL_FP_PER_CATEGORY)
         ):
             continue
         p, rc = _pr(y, flagged)
@@ -250,7 +255,8 @@ def choose_thresholds(
     the threshold (THRESHOLD_GRID, from 0.5 up: the lexicons' weights are written for that scale):
     the lowest threshold whose decision has precision >= TARGET_PRECISION (the most recall at that
     precision) with recall >= MIN_RECALL, else (the labels do not allow it) the best F0.5; always
-    keeping ToxiGen's neutral DEV sentences flagged at most FP_TARGET. Returns (priors, {category:
+    keeping ToxiGen's neutral DEV sentences flagged at most FP_TARGET and no ordinary comment
+    (bench/data/ordinary_comments.txt) flagged. Returns (priors, {category:
     (threshold, precision, recall, positives, rule)}). The fallback when the precision target is out of
     reach is the best F0.5."""
     base = config.models[model]
@@ -259,6 +265,8 @@ def choose_thresholds(
     texts = [r.text for r in dev] + probe_lines()
     neutral_idx = [i for i, r in enumerate(dev) if r.set == "toxigen" and r.extra.get("neutral")]
     neutral_idx += list(range(len(dev), len(texts)))
+    ordinary_idx = list(range(len(texts), len(texts) + len(ordinary_lines())))
+    texts += ordinary_lines()
 
     def scored(priors: dict[str, float]) -> list[FlagResult]:
         cfg = replace(config, models={**config.models, model: replace(base, priors=priors)})
@@ -276,7 +284,8 @@ def choose_thresholds(
         for category, (keep, y) in labelled.items():
             scores = np.array([results[i].scores[category] for i in keep])
             neutral = np.array([results[i].scores[category] for i in neutral_idx])
-            pick = _pick(y, scores, neutral)
+            ordinary = np.array([results[i].scores[category] for i in ordinary_idx])
+            pick = _pick(y, scores, neutral, ordinary)
             # Lower priors first: a higher one must win by more than 0.01 (less model, more rules).
             if pick is not None and (category not in best or pick[4] > best[category][1] + 0.01):
                 best[category] = (q, pick[4])
@@ -293,7 +302,8 @@ def choose_thresholds(
     for category, (keep, y) in labelled.items():
         scores = np.array([results[i].scores[category] for i in keep])
         neutral = np.array([results[i].scores[category] for i in neutral_idx])
-        pick = _pick(y, scores, neutral) or (0.99, *_pr(y, scores >= 0.99), "none keeps neutral FP low", 0.0)
+        ordinary = np.array([results[i].scores[category] for i in ordinary_idx])
+        pick = _pick(y, scores, neutral, ordinary) or (0.99, *_pr(y, scores >= 0.99), "none keeps neutral FP low", 0.0)
         t, p, rc, rule, _ = pick
         chosen[category] = (t, p, rc, int(y.sum()), rule)
     return priors, chosen
@@ -326,8 +336,16 @@ def write_thresholds(
     load_moderation_config(path)  # still valid
 
 
+def _lines(path: Path) -> list[str]:
+    return [s for s in (line.strip() for line in path.read_text().splitlines()) if s and not s.startswith("#")]
+
+
 def probe_lines() -> list[str]:
-    return [s for s in (line.strip() for line in PROBE.read_text().splitlines()) if s and not s.startswith("#")]
+    return _lines(PROBE)
+
+
+def ordinary_lines() -> list[str]:
+    return _lines(ORDINARY)
 
 
 def false_positives(scorers: dict[str, FlagScorer], neutral: list[str]) -> tuple[list[str], list[str]]:
@@ -641,9 +659,12 @@ NOTES = [
     "- Thresholds and priors (`--choose-thresholds`, DEV only): per category, over DEV pooled across "
     "every set that labels it, a prior for the model's head (0.02-0.5) and a threshold (0.50-0.99: the "
     "lexicon weights in moderation.toml are written for that scale): the lowest threshold with "
-    "precision >= 0.80 and recall >= 0.25 if there is one (toxicity: none; spam: 0.63), else the best "
-    "F0.5; at most 2% of neutral identity sentences (ToxiGen's DEV ones and the identity probe, so "
-    "the probe's row above is not independent; ToxiGen's TEST row is) flagged per category. profanity "
+    "precision >= 0.80 and recall >= 0.25 if there is one (toxicity 0.63, spam 0.57), else the best "
+    "F0.5 (identity_attack); at most 2% of neutral identity sentences (ToxiGen's DEV ones and the "
+    "identity probe, so the probe's row above is not independent; ToxiGen's TEST row is) flagged per "
+    "category, and none of the product's ordinary comments (bench/data/ordinary_comments.txt: "
+    "'Stupid decision by the council.' keeps toxicity above 0.60; DEV precision is flat at ~0.80 "
+    "from 0.50 to 0.70, recall 0.38 -> 0.23). profanity "
     "and threat are set by hand at 0.50: profanity here means any swear word, which Gab's 'vulgar' and "
     "the obscene spans label far more narrowly (pooled DEV precision 0.22 at recall 0.67), and threat has "
     "100 DEV positives. username has no labelled data (0.50 by hand). Pooled DEV mixes sets with very "
@@ -652,7 +673,8 @@ NOTES = [
     "prefixes; bench/train_flags.py SWEARING) set to 0 after fitting: the project flags swearing as "
     "profanity, never as toxicity alone ('holy shit, what a goal'), while OLID and toxic_spans label "
     "much of it offensive. That costs toxicity AUC on those sets (OLID DEV 0.82 unmasked, model alone) "
-    "and recall at precision 0.80 (DEV 0.48 -> 0.15); it is a product choice the owner may revisit.",
+    "and recall at precision 0.80; it is a product choice the owner may revisit (training with OLID's "
+    "level B instead, untargeted swearing a toxicity negative, was no better: PROVENANCE.md).",
     "- 'before' is the scorer shipped before issue 13 (bench/baseline: davidson-lr-v1 and its config), "
     "run by today's code; its scores are unchanged by this session's code changes (reasons only).",
     "- Label caps: toxic_spans comes from the platform's toxic pool only; its 'not toxic' comments are "

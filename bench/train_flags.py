@@ -1,4 +1,4 @@
-"""Train the comment models shipped as streams/enrich/data/comments-lr-v2.npz (deterministic).
+"""Train the comment models shipped as streams/enrich/data/comments-lr-v3.npz (deterministic).
 
     .venv/bin/python bench/train_flags.py                 # fit on TRAIN, write the model
     .venv/bin/python bench/train_flags.py --out /tmp/m.npz --no-check
@@ -58,7 +58,7 @@ import moderation_data as md  # noqa: E402
 from streams.enrich.flags import DATA_DIR, SparseLinearModel, model_features  # noqa: E402
 from streams.enrich.normalize import normalize  # noqa: E402
 
-MODEL_ID = "comments-lr-v2"
+MODEL_ID = "comments-lr-v3"
 MODEL_PATH = DATA_DIR / f"{MODEL_ID}.npz"
 HEADS = md.CATS
 #: Inverse L2 strength per head (chosen on DEV with --tune).
@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         "class_weight": "balanced per head",
         "train_prior": priors,
         "sklearn": sklearn.__version__,
-        "features": "model_features: words, word pairs, <prefix3-5; binary tf x idf, l2",
+        "features": "model_features: words (links and @mentions as one placeholder word each), word pairs, "
+        "<prefix3-5; binary tf x idf, l2",
         "toxicity_masked": sorted(SWEARING),
     }
     if args.reviews:

@@ -163,23 +163,16 @@ def test_category_flagged_with_reason(scorer: FlagScorer, body: str, category: s
     assert reason in result.reasons[category]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        "The film kills it, go see it.",
-        "The driver killed two people in the crash.",
-        "Murderers should be executed, in my opinion.",  # death-penalty opinion, not a threat
-        "Refugees hope to go back to their country when the war ends.",
-        "The Muslims in our town want a new cemetery closer to the mosque.",
-        "The Jews of Krakow rebuilt their community center after the war.",
-        "I am a Jewish woman and I grew up in Ohio.",
-        "Stupid decision by the council.",
-        "The class assignment was hard.",
-        "What the hell happened to the budget?",
-        "This is a thoughtful article, thanks.",
-    ],
-)
+#: The product's examples of ordinary comments (shared with the threshold choice in bench/flags_eval.py).
+_ORDINARY_FILE = Path(__file__).resolve().parents[2] / "bench" / "data" / "ordinary_comments.txt"
+ORDINARY_COMMENTS = [
+    line.strip() for line in _ORDINARY_FILE.read_text().splitlines() if line.strip() and not line.startswith("#")
+]
+
+
+@pytest.mark.parametrize("body", ORDINARY_COMMENTS)
 def test_ordinary_text_is_not_flagged(scorer: FlagScorer, body: str) -> None:
+    assert len(ORDINARY_COMMENTS) >= 11
     assert scorer.score(body).flags == []
 
 
@@ -287,6 +280,35 @@ def test_word_featurizer_matches_model_features(scorer: FlagScorer) -> None:
         assert sorted(set(featurizer.ids(an.normalized, an.words))) == sorted(
             set(model.ids(model_features(an.normalized)))
         )
+
+
+def test_links_and_mentions_are_placeholder_words(scorer: FlagScorer) -> None:
+    an = analyze("RT @someone: check www.example.com and https://t.co/xyz NOW")
+    feats = model_features(an.normalized, an.words)
+    assert [f for f in feats if " " not in f and not f.startswith("<")] == [
+        "xxmention",
+        "check",
+        "xxlink",
+        "and",
+        "xxlink",
+        "now",
+    ]
+    assert not any("example" in f or "t.co" in f for f in feats)
+    path = scorer.config.models["comments"].file
+    assert path is not None
+    model = SparseLinearModel.load(path)
+    featurizer = WordFeaturizer(model)
+    texts = ["subscribe to my channel http://youtu.be/abc", "@bob www.x.com", "no link here", "ww.y.org is mine"]
+    analyses = [analyze(t) for t in texts]
+    (doc, feat), _ = featurizer.batch([a.normalized for a in analyses], [a.words for a in analyses])
+    for d, a in enumerate(analyses):
+        assert sorted(feat[doc == d].tolist()) == sorted(set(model.ids(model_features(a.normalized))))
+    # The spam head learned the placeholder: the same words score higher with a link than without.
+    spam = model.heads.index("spam")
+    with_link, without = model.decision_function(
+        [model_features(normalize(t)) for t in ("check out my channel http://a.b/c", "check out my channel")]
+    )[:, spam]
+    assert with_link > without
 
 
 def test_sparse_linear_model_reproduces_sklearn(tmp_path: Path) -> None:
@@ -413,7 +435,7 @@ def test_default_config_loads_and_keeps_the_detectors_table() -> None:
         ("pattern = '''\\(\\(\\(", "pattern = '''{nosuchmacro}\\(\\(\\(", "unknown macro {nosuchmacro}"),
         ("moron = 0.7\n", "moron = 7\n", 'lexicon.toxicity."moron": must be in [0, 1], got 7'),
         ("moron = 0.7\n", '"mo*ron" = 0.7\n', "'*' is only allowed at the start"),
-        ('file = "comments-lr-v2.npz"', 'file = "missing.npz"', "models.comments.file: model file not found"),
+        ('file = "comments-lr-v3.npz"', 'file = "missing.npz"', "models.comments.file: model file not found"),
         ("per_link = 0.2", "per_link = -0.2", "spam.per_link: must be in [0, 1]"),
         ("free_links = 1", "free_links = 1.5", "spam.free_links: must be an integer"),
         ("schema_version = 1", "schema_version = 2", "schema_version: unsupported version 2"),
@@ -825,7 +847,7 @@ def test_a_broken_display_name_lexicon_is_refused_with_file_and_line(tmp_path: P
     (tmp_path / "username-lexicon-v1.tsv").write_text(source.read_text(encoding="utf-8") + row + "\n")
     text = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
     (tmp_path / "moderation.toml").write_text(text)
-    for model in ("comments-lr-v2.npz",):
+    for model in ("comments-lr-v3.npz",):
         (tmp_path / model).symlink_to(DEFAULT_CONFIG_PATH.parent / model)
     with pytest.raises(ModerationConfigError, match=re.escape(problem)) as info:
         load_moderation_config(tmp_path / "moderation.toml")

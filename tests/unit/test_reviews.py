@@ -105,7 +105,7 @@ def test_verdicts_must_agree_with_the_flags(verdict: str, flags: tuple[str, ...]
 
 def test_review_row_and_record() -> None:
     request = ReviewRequest("c1", "reject", "spam", "ann", "not spam")
-    comment = ReviewedComment("t1", ("spam",), "comments-lr-v2@abcd1234")
+    comment = ReviewedComment("t1", ("spam",), "comments-lr-v3@abcd1234")
     row = review_row(request, comment, AT)
     assert len(row) == len(REVIEW_COLUMNS)
     record = review_record(row)
@@ -117,7 +117,7 @@ def test_review_row_and_record() -> None:
         "verdict": "reject",
         "reviewer": "ann",
         "note": "not spam",
-        "model_version": "comments-lr-v2@abcd1234",
+        "model_version": "comments-lr-v3@abcd1234",
         "reviewed_at": "2026-12-02T01:00:00+00:00",
     }
     # The id names the slot (thread, comment, category, reviewer), not the verdict: a changed
@@ -139,7 +139,7 @@ def test_review_columns_match_the_migration() -> None:
 
 def test_the_model_version_names_models_and_config(tmp_path: Path) -> None:
     config = load_moderation_config()
-    assert config.model_version.startswith("comments-lr-v2+profanity-check@")
+    assert config.model_version.startswith("comments-lr-v3+profanity-check@")
     assert len(config.model_version.rsplit("@", 1)[1]) == 8
     assert load_moderation_config().model_version == config.model_version
     # Another threshold is another version, though the models are the same.

@@ -6,7 +6,7 @@ Every category score is a noisy-OR of independent pieces of evidence, each a wei
 - lexicon terms (``lexicon:<category>:<term>``) and phrase rules (``phrase:<category>:<id>``),
   both in `data/moderation.toml`, matched on normalised text (see `streams.enrich.normalize`);
 - linear models (``model:<id>:<probability>``): our comment model, one logistic-regression head
-  per text category (`comments-lr-v2`, trained by bench/train_flags.py on labelled comment sets;
+  per text category (`comments-lr-v3`, trained by bench/train_flags.py on labelled comment sets;
   weights shipped in `data/`, scored with numpy, no pickle) and alt-profanity-check for profanity;
   a model's probability (re-based to the configured prior) times the configured weight. A model is
   named as a reason only where it moved the rounded score;

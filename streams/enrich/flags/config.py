@@ -165,7 +165,7 @@ class ModerationConfig:
     #: Tables owned by other components (``[detectors]``), as parsed, unvalidated.
     foreign: Mapping[str, Any] = field(default_factory=dict)
     #: Names what scored a comment: the enabled models' ids and a hash of this file's text
-    #: ("comments-lr-v2+profanity-check@1a2b3c4d"), stored on each comment row and on moderator
+    #: ("comments-lr-v3+profanity-check@1a2b3c4d"), stored on each comment row and on moderator
     #: reviews so precision and recall can be compared between versions.
     model_version: str = ""
 

@@ -20,8 +20,27 @@ from numpy.typing import NDArray
 
 from streams.enrich.normalize import tokens_of_normalized
 
-# Literal first characters (h, w, @) keep this search cheap.
-_MODEL_NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+")
+# Literal first characters (h, w, @) keep this search cheap. Normalised text spells "www." as
+# "ww." (letter runs are cut to two).
+_MODEL_NOISE = re.compile(r"https?://\S+|w{2,3}\.\S+|@\w+")
+#: What a link or an @mention becomes for the model: one word each, so the spam head learns
+#: "links here" (worth 0.92 -> 0.97 DEV ROC-AUC on YouTube spam) without learning any address.
+LINK_WORD = "xxlink"
+MENTION_WORD = "xxmention"
+
+
+def _has_noise(normalized: str) -> bool:
+    """Whether `normalized` may hold a link or an @mention (cheap substring tests first)."""
+    return "@" in normalized or "http" in normalized or "ww." in normalized
+
+
+def _mark_noise(normalized: str) -> str:
+    """`normalized` with each link and @mention replaced by its placeholder word."""
+    return _MODEL_NOISE.sub(
+        lambda m: f" {MENTION_WORD} " if m.group().startswith("@") else f" {LINK_WORD} ", normalized
+    )
+
+
 _PREFIX_LENGTHS = (3, 4, 5)
 _Ids = NDArray[np.int64]
 
@@ -30,12 +49,13 @@ def model_features(normalized: str, words: Sequence[str] | None = None) -> list[
     """Features of normalised text for our linear model (training uses this very function).
 
     Words and word pairs, plus word prefixes of 3-5 letters ("<fagg") so unseen inflections and
-    compounds still carry their stem's weight. Links, @mentions and the retweet marker are noise.
+    compounds still carry their stem's weight. A link or an @mention is one placeholder word
+    (`LINK_WORD`, `MENTION_WORD`), whatever it points at; the retweet marker is dropped.
     `words` may pass the text's words when the caller has them (see `analyze`).
     """
-    if words is None or "@" in normalized or "http" in normalized or "www" in normalized:
-        if "@" in normalized or "http" in normalized or "www" in normalized:
-            normalized = _MODEL_NOISE.sub(" ", normalized)
+    if words is None or _has_noise(normalized):
+        if _has_noise(normalized):
+            normalized = _mark_noise(normalized)
         words = tokens_of_normalized(normalized)
     if "rt" in words:
         words = [w for w in words if w != "rt"]
@@ -305,8 +325,8 @@ class WordFeaturizer:
         flat: list[str] = []
         lengths: list[int] = []
         for text, ws in zip(texts, words, strict=True):
-            if "@" in text or "http" in text or "www" in text:
-                ws = tokens_of_normalized(_MODEL_NOISE.sub(" ", text))
+            if _has_noise(text):
+                ws = tokens_of_normalized(_mark_noise(text))
             flat += ws
             lengths.append(len(ws))
         if len(self._rows) > self.CACHE_SIZE:
@@ -347,8 +367,8 @@ class WordFeaturizer:
 
     def ids_pair(self, normalized: str, words: Sequence[str]) -> tuple[set[int], list[int]]:
         """(distinct ids for the model, ids with repeats in the secondary vocabulary)."""
-        if "@" in normalized or "http" in normalized or "www" in normalized:
-            words = tokens_of_normalized(_MODEL_NOISE.sub(" ", normalized))
+        if _has_noise(normalized):
+            words = tokens_of_normalized(_mark_noise(normalized))
         cache = self._cache
         own: set[int] = set()
         other: list[int] = []
