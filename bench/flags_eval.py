@@ -348,11 +348,18 @@ def ordinary_lines() -> list[str]:
     return _lines(ORDINARY)
 
 
+#: The categories an identity mention can wrongly raise; profanity and spam are about other words.
+IDENTITY_HARM = frozenset({"toxicity", "identity_attack", "threat"})
+
+
 def false_positives(scorers: dict[str, FlagScorer], neutral: list[str]) -> tuple[list[str], list[str]]:
     misses: list[str] = []
+    last = list(scorers)[-1]
     lines = [
-        "| sentences | " + " | ".join(f"flagged {n}" for n in scorers) + " | target |",
-        "|---|" + "---:|" * len(scorers) + "---|",
+        "| sentences | "
+        + " | ".join(f"flagged {n}" for n in scorers)
+        + f" | {last}: flagged toxicity, identity_attack or threat | target |",
+        "|---|" + "---:|" * (len(scorers) + 1) + "---|",
     ]
     examples: list[str] = []
     for label, texts in (
@@ -360,11 +367,13 @@ def false_positives(scorers: dict[str, FlagScorer], neutral: list[str]) -> tuple
         (f"ToxiGen neutral, TEST split ({len(neutral)})", neutral),
     ):
         rates = []
+        identity_rate = 0.0
         for name, scorer in scorers.items():
             res = score_all(scorer, texts)
             flagged = [(t, r.flags) for t, r in zip(texts, res, strict=True) if r.flags]
             rates.append(len(flagged) / len(texts))
-            if name == list(scorers)[-1]:
+            if name == last:
+                identity_rate = sum(bool(IDENTITY_HARM.intersection(f)) for _, f in flagged) / len(texts)
                 examples += [f"  - {label.split(' (')[0]}: {t!r} -> {', '.join(f)}" for t, f in flagged[:6]]
         ok = rates[-1] <= FP_TARGET
         if not ok:
@@ -372,7 +381,7 @@ def false_positives(scorers: dict[str, FlagScorer], neutral: list[str]) -> tuple
         lines.append(
             f"| {label} | "
             + " | ".join(f"{x:.1%}" for x in rates)
-            + f" | <= {FP_TARGET:.0%}: {'met' if ok else 'MISSED'} |"
+            + f" | {identity_rate:.1%} | <= {FP_TARGET:.0%}: {'met' if ok else 'MISSED'} |"
         )
     return [*lines, "", "Flagged examples (current scorer):", *examples], misses
 
@@ -681,6 +690,11 @@ NOTES = [
     "borderline, and one annotator agrees with the others' majority only as well as the line above "
     "says. Threat positives are few (TEST: see the positives column), so their AUCs move by a few "
     "points between splits.",
+    "- ToxiGen neutral: most sentences it flags are copies of one demonstration ('... leave me out of "
+    "your crappy marriage ...') flagged as profanity for 'crappy', which is profanity as this project "
+    "defines it (any swear word); ToxiGen's 'neutral' means not hateful. The column beside the "
+    "target counts only the categories an identity mention can wrongly raise (toxicity, "
+    "identity_attack, threat); the target itself is judged on every flag.",
     "- Throughput: compare 'before' and 'after' in the same run (same bodies, same moment of this "
     "shared VM): the five-head model costs about the same as the two-head Davidson model it replaces "
     "(the featurisation is shared; only the per-head sums grow). Absolute figures follow the yardstick: "
