@@ -715,7 +715,19 @@ def run_latency(settings: Settings, client: WorkerClient, args: argparse.Namespa
             return None  # the quantile lies among comments not seen before the deadline
         return round(latencies[min(len(latencies) - 1, int(q * count))], 3) if latencies else None
 
+    # Where the time goes: produce -> enrich (each comment's enriched_at minus its posted_at, which
+    # the producer set to the produce time; same clock) against produce -> queryable.
+    try:
+        enrich_delay = client.query(
+            "SELECT quantiles(0.5, 0.99)(dateDiff('millisecond', posted_at, enriched_at) / 1000) FROM comments "
+            f"WHERE source = '{LATENCY_SOURCE}'"
+        ).result_rows[0][0]
+    except Exception as exc:
+        log(f"enrich delay query failed ({exc})")
+        enrich_delay = [None, None]
     return {
+        "produce_to_enriched_p50_seconds": round(enrich_delay[0], 3) if enrich_delay[0] is not None else None,
+        "produce_to_enriched_p99_seconds": round(enrich_delay[1], 3) if enrich_delay[1] is not None else None,
         "offered_rate": rate,
         "seconds": seconds,
         "comments": count,
@@ -927,7 +939,11 @@ def main() -> int:
         record["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         if p.get("latency"):
             lat = p["latency"]
-            log(f"latency at {lat['offered_rate']:.0f}/s: p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s")
+            log(
+                f"latency at {lat['offered_rate']:.0f}/s: p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s "
+                f"(produce -> enriched: p50 {lat.get('produce_to_enriched_p50_seconds')} s, "
+                f"p99 {lat.get('produce_to_enriched_p99_seconds')} s)"
+            )
         if args.no_results:
             (OUT_DIR / "pipeline-last.json").write_text(json.dumps(record, indent=2) + "\n")
         else:
