@@ -520,6 +520,51 @@ def metric_sums(client: WorkerClient, urls: list[str], name: str, label: str) ->
     return totals
 
 
+#: Histograms whose slow tail the latency phase reports (batch times per agent, GC pauses).
+SLOW_HISTOGRAMS = {"streams_processing_seconds_bucket": "agent", "streams_gc_pause_seconds_bucket": "generation"}
+SLOW_BOUNDS = ("1.0", "2.5", "5.0", "10.0")
+
+
+def slow_snapshot(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
+    """Cumulative bucket counts ("+Inf" = all) of SLOW_HISTOGRAMS per agent / GC generation,
+    summed over the processes' /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[str, float]] = {}
+    for url in urls:
+        try:
+            text = client.http.request("GET", f"{url}/metrics", timeout=5.0).data.decode()
+        except Exception:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                label = SLOW_HISTOGRAMS.get(sample.name)
+                le = sample.labels.get("le", "")
+                if label is None or (le != "+Inf" and le not in SLOW_BOUNDS):
+                    continue
+                who = sample.labels.get(label, "") if label == "agent" else f"gc{sample.labels.get(label, '')}"
+                buckets = out.setdefault(who, {})
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+    return out
+
+
+def slow_tail(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
+    """Batches (or GC pauses) longer than each of SLOW_BOUNDS between two snapshots."""
+    result: dict[str, dict[str, int]] = {}
+    for who, now in after.items():
+        then = before.get(who, {})
+        row = {
+            f"over {bound} s": int(
+                (now.get("+Inf", 0.0) - now.get(bound, 0.0)) - (then.get("+Inf", 0.0) - then.get(bound, 0.0))
+            )
+            for bound in SLOW_BOUNDS
+            if bound in now
+        }
+        if any(row.values()):
+            result[who] = row
+    return result
+
+
 WINDOWS_DONE_SQL = """
 SELECT
   (SELECT uniqExact(thread_id, toStartOfMinute(posted_at)) FROM comments FINAL) AS thread_expected,
@@ -595,7 +640,9 @@ def run_project(
         ) or metric_sums(client, urls, "streams_processing_seconds_total", "agent")
         peaks = samples
         if args.latency_seconds > 0 and t_windows is not None:
+            before = slow_snapshot(client, urls)
             result["latency"] = run_latency(settings, client, args)
+            result["latency"]["slow_batches_during_latency"] = slow_tail(before, slow_snapshot(client, urls))
             peaks = watch.sample()  # CPU stays the throughput phase's; peak RSS covers both
     finally:
         watch.stop()
@@ -942,7 +989,8 @@ def main() -> int:
             log(
                 f"latency at {lat['offered_rate']:.0f}/s: p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s "
                 f"(produce -> enriched: p50 {lat.get('produce_to_enriched_p50_seconds')} s, "
-                f"p99 {lat.get('produce_to_enriched_p99_seconds')} s)"
+                f"p99 {lat.get('produce_to_enriched_p99_seconds')} s); slow batches: "
+                f"{lat.get('slow_batches_during_latency')}"
             )
         if args.no_results:
             (OUT_DIR / "pipeline-last.json").write_text(json.dumps(record, indent=2) + "\n")
