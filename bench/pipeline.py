@@ -523,6 +523,12 @@ def metric_sums(client: WorkerClient, urls: list[str], name: str, label: str) ->
 #: Histograms whose slow tail the latency phase reports (batch times per agent, GC pauses).
 SLOW_HISTOGRAMS = {"streams_processing_seconds_bucket": "agent", "streams_gc_pause_seconds_bucket": "generation"}
 SLOW_BOUNDS = ("1.0", "2.5", "5.0", "10.0")
+SUM_SERIES = {"streams_processing_seconds_sum": "agent", "streams_gc_pause_seconds_sum": "generation"}
+
+
+def _owner(labels: dict[str, str], label: str) -> str:
+    """An agent's name, or "gc<generation>" for the GC histogram."""
+    return labels.get(label, "") if label == "agent" else f"gc{labels.get(label, '')}"
 
 
 def slow_snapshot(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
@@ -538,28 +544,37 @@ def slow_snapshot(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, 
             continue
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
+                if sample.name in SUM_SERIES:
+                    label = SUM_SERIES[sample.name]
+                    who = _owner(sample.labels, label)
+                    buckets = out.setdefault(who, {})
+                    buckets["sum"] = buckets.get("sum", 0.0) + sample.value
+                    continue
                 label = SLOW_HISTOGRAMS.get(sample.name)
                 le = sample.labels.get("le", "")
                 if label is None or (le != "+Inf" and le not in SLOW_BOUNDS):
                     continue
-                who = sample.labels.get(label, "") if label == "agent" else f"gc{sample.labels.get(label, '')}"
+                who = _owner(sample.labels, label)
                 buckets = out.setdefault(who, {})
                 buckets[le] = buckets.get(le, 0.0) + sample.value
     return out
 
 
-def slow_tail(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
-    """Batches (or GC pauses) longer than each of SLOW_BOUNDS between two snapshots."""
-    result: dict[str, dict[str, int]] = {}
+def slow_tail(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Batches (or GC pauses) longer than each of SLOW_BOUNDS between two snapshots, and the seconds
+    spent in them in all."""
+    result: dict[str, dict[str, float]] = {}
     for who, now in after.items():
         then = before.get(who, {})
-        row = {
+        row: dict[str, float] = {
             f"over {bound} s": int(
                 (now.get("+Inf", 0.0) - now.get(bound, 0.0)) - (then.get("+Inf", 0.0) - then.get(bound, 0.0))
             )
             for bound in SLOW_BOUNDS
             if bound in now
         }
+        # Seconds spent in the agent's batches (or in GC) over the interval: its share of the wall time.
+        row["busy seconds"] = round(now.get("sum", 0.0) - then.get("sum", 0.0), 2)
         if any(row.values()):
             result[who] = row
     return result
@@ -755,6 +770,13 @@ def run_latency(settings: Settings, client: WorkerClient, args: argparse.Namespa
             log(f"latency: {low}/{count} seen in order")
     producer_thread.join(timeout=30)
     latencies = sorted(s - p for s, p in zip(seen_at, sent_at, strict=True) if not math.isnan(s) and not math.isnan(p))
+    # The p99 of each 5 s of the offered stream: a tail at the start only is the throughput phase's
+    # leftover work, one throughout is capacity, one in bursts is a stall.
+    by_slice: dict[int, list[float]] = {}
+    for i, (s_at, p_at) in enumerate(zip(seen_at, sent_at, strict=True)):
+        if not math.isnan(s_at) and not math.isnan(p_at):
+            by_slice.setdefault(int(i / rate // 5), []).append(s_at - p_at)
+    p99_by_5s = [round(sorted(v)[int(0.99 * (len(v) - 1))], 2) for _, v in sorted(by_slice.items())]
     missing = count - len(latencies)
 
     def pct(q: float) -> float | None:
@@ -785,6 +807,7 @@ def run_latency(settings: Settings, client: WorkerClient, args: argparse.Namespa
         "p99_seconds": pct(0.99),
         "max_seconds": round(latencies[-1], 3) if latencies and not missing else None,
         "poll_interval_seconds": 0.5,
+        "p99_seconds_per_5s_of_offer": p99_by_5s,
     }
 
 
@@ -989,7 +1012,9 @@ def main() -> int:
             log(
                 f"latency at {lat['offered_rate']:.0f}/s: p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s "
                 f"(produce -> enriched: p50 {lat.get('produce_to_enriched_p50_seconds')} s, "
-                f"p99 {lat.get('produce_to_enriched_p99_seconds')} s); slow batches: "
+                f"p99 {lat.get('produce_to_enriched_p99_seconds')} s); "
+                f"p99 per 5 s: {lat.get('p99_seconds_per_5s_of_offer')}; "
+                "slow batches: "
                 f"{lat.get('slow_batches_during_latency')}"
             )
         if args.no_results:
