@@ -265,8 +265,9 @@ def choose_thresholds(
     texts = [r.text for r in dev] + probe_lines()
     neutral_idx = [i for i, r in enumerate(dev) if r.set == "toxigen" and r.extra.get("neutral")]
     neutral_idx += list(range(len(dev), len(texts)))
-    ordinary_idx = list(range(len(texts), len(texts) + len(ordinary_lines())))
-    texts += ordinary_lines()
+    ordinary_texts = ordinary_lines()
+    ordinary_idx = list(range(len(texts), len(texts) + len(ordinary_texts)))
+    texts += ordinary_texts
 
     def scored(priors: dict[str, float]) -> list[FlagResult]:
         cfg = replace(config, models={**config.models, model: replace(base, priors=priors)})

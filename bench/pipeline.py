@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -502,61 +503,50 @@ def scalar(client: WorkerClient, sql: str) -> Any:
     return client.query(sql).result_rows[0][0]
 
 
-def metric_sums(client: WorkerClient, urls: list[str], name: str, label: str) -> dict[str, float]:
-    """Sum of `name` per value of `label` over the processes' /metrics."""
+def metric_samples(client: WorkerClient, urls: list[str]) -> Iterator[Any]:
+    """Every sample of every process's /metrics (a process that does not answer is skipped)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals: dict[str, float] = {}
     for url in urls:
         try:
             text = client.http.request("GET", f"{url}/metrics", timeout=5.0).data.decode()
         except Exception:
             continue
         for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == name:
-                    key = s.labels.get(label, "")
-                    totals[key] = totals.get(key, 0.0) + s.value
+            yield from family.samples
+
+
+def metric_sums(client: WorkerClient, urls: list[str], name: str, label: str) -> dict[str, float]:
+    """Sum of `name` per value of `label` over the processes' /metrics."""
+    totals: dict[str, float] = {}
+    for s in metric_samples(client, urls):
+        if s.name == name:
+            key = s.labels.get(label, "")
+            totals[key] = totals.get(key, 0.0) + s.value
     return totals
 
 
-#: Histograms whose slow tail the latency phase reports (batch times per agent, GC pauses).
-SLOW_HISTOGRAMS = {"streams_processing_seconds_bucket": "agent", "streams_gc_pause_seconds_bucket": "generation"}
+#: Histograms whose slow tail the latency phase reports (batch times per agent, GC pauses), by
+#: the label that names whose they are.
+SLOW_HISTOGRAMS = {"streams_processing_seconds": "agent", "streams_gc_pause_seconds": "generation"}
 SLOW_BOUNDS = ("1.0", "2.5", "5.0", "10.0")
-SUM_SERIES = {"streams_processing_seconds_sum": "agent", "streams_gc_pause_seconds_sum": "generation"}
-
-
-def _owner(labels: dict[str, str], label: str) -> str:
-    """An agent's name, or "gc<generation>" for the GC histogram."""
-    return labels.get(label, "") if label == "agent" else f"gc{labels.get(label, '')}"
 
 
 def slow_snapshot(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
-    """Cumulative bucket counts ("+Inf" = all) of SLOW_HISTOGRAMS per agent / GC generation,
-    summed over the processes' /metrics."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+    """Per agent / GC generation ("gc<n>"), summed over the processes: the cumulative bucket counts
+    of SLOW_HISTOGRAMS at SLOW_BOUNDS and "+Inf" (all), and "sum" (seconds in all)."""
     out: dict[str, dict[str, float]] = {}
-    for url in urls:
-        try:
-            text = client.http.request("GET", f"{url}/metrics", timeout=5.0).data.decode()
-        except Exception:
+    for sample in metric_samples(client, urls):
+        histogram, _, series = sample.name.rpartition("_")
+        label = SLOW_HISTOGRAMS.get(histogram)
+        if label is None or series not in ("bucket", "sum"):
             continue
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in SUM_SERIES:
-                    label = SUM_SERIES[sample.name]
-                    who = _owner(sample.labels, label)
-                    buckets = out.setdefault(who, {})
-                    buckets["sum"] = buckets.get("sum", 0.0) + sample.value
-                    continue
-                label = SLOW_HISTOGRAMS.get(sample.name)
-                le = sample.labels.get("le", "")
-                if label is None or (le != "+Inf" and le not in SLOW_BOUNDS):
-                    continue
-                who = _owner(sample.labels, label)
-                buckets = out.setdefault(who, {})
-                buckets[le] = buckets.get(le, 0.0) + sample.value
+        key = "sum" if series == "sum" else sample.labels.get("le", "")
+        if key != "sum" and key != "+Inf" and key not in SLOW_BOUNDS:
+            continue
+        owner = sample.labels.get(label, "")
+        buckets = out.setdefault(owner if label == "agent" else f"gc{owner}", {})
+        buckets[key] = buckets.get(key, 0.0) + sample.value
     return out
 
 

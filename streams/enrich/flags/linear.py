@@ -53,9 +53,10 @@ def model_features(normalized: str, words: Sequence[str] | None = None) -> list[
     (`LINK_WORD`, `MENTION_WORD`), whatever it points at; the retweet marker is dropped.
     `words` may pass the text's words when the caller has them (see `analyze`).
     """
-    if words is None or _has_noise(normalized):
-        if _has_noise(normalized):
-            normalized = _mark_noise(normalized)
+    noisy = _has_noise(normalized)
+    if noisy:
+        normalized = _mark_noise(normalized)
+    if words is None or noisy:
         words = tokens_of_normalized(normalized)
     if "rt" in words:
         words = [w for w in words if w != "rt"]
