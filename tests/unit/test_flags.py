@@ -311,6 +311,43 @@ def test_links_and_mentions_are_placeholder_words(scorer: FlagScorer) -> None:
     assert with_link > without
 
 
+_NOISE_PIECES = st.sampled_from(
+    [
+        "http://",
+        "https://",
+        "htt",
+        "h",
+        "w",
+        "ww.",
+        "www.",
+        "wwww.",
+        "@",
+        "@@",
+        "a",
+        "b_1",
+        "x.y",
+        "/",
+        ":",
+        " ",
+        "'",
+        ".",
+    ]
+)
+
+
+@given(st.lists(_NOISE_PIECES, max_size=16).map("".join))
+@settings(max_examples=400, deadline=None)
+def test_link_and_mention_marking_matches_its_reference_pattern(text: str) -> None:
+    """The fast pattern marks exactly what the reference pattern (the one the model was trained
+    with) marks, link or mention alike."""
+    from streams.enrich.flags.linear import LINK_WORD, MENTION_WORD, MODEL_NOISE_REFERENCE, _mark_noise
+
+    reference = re.compile(MODEL_NOISE_REFERENCE).sub(
+        lambda m: f" {MENTION_WORD} " if m.group().startswith("@") else f" {LINK_WORD} ", text
+    )
+    assert _mark_noise(text) == reference
+
+
 def test_sparse_linear_model_reproduces_sklearn(tmp_path: Path) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
