@@ -691,9 +691,13 @@ NOTES = [
     "borderline, and one annotator agrees with the others' majority only as well as the line above "
     "says. Threat positives are few (TEST: see the positives column), so their AUCs move by a few "
     "points between splits.",
-    "- ToxiGen neutral: most sentences it flags are copies of one demonstration ('... leave me out of "
-    "your crappy marriage ...') flagged as profanity for 'crappy', which is profanity as this project "
-    "defines it (any swear word); ToxiGen's 'neutral' means not hateful. The column beside the "
+    "- ToxiGen neutral: until 2026-12-02 most sentences flagged here were copies of one demonstration "
+    "('... leave me out of your crappy marriage ...') flagged as profanity for 'crappy' (6.5%). 'crap' "
+    "now weighs 0.3, as 'damn' does (needs other evidence): the dsojevic lexicon rates it mild "
+    "(severity 1, with damn, hell, bloody), and TRAIN+DEV labels treat it so (Gab posts with 'crap' "
+    "are vulgar 7.5% of the time against a 6.3% base rate and 37% for 'shit'; toxic_spans 18%, "
+    "'damn' 25%). Those TEST examples are what prompted the look, so this row is no longer an "
+    "untouched estimate for that one word. ToxiGen's 'neutral' means not hateful. The column beside the "
     "target counts only the categories an identity mention can wrongly raise (toxicity, "
     "identity_attack, threat); the target itself is judged on every flag.",
     "- Throughput: compare 'before' and 'after' in the same run (same bodies, same moment of this "
