@@ -585,6 +585,17 @@ def windows_done(client: WorkerClient, visible: int) -> bool:
     return bool(te == tw and ae == aw and tc == visible and ac == visible)
 
 
+def broker_pid() -> int | None:
+    """The local broker's pid when `deploy/kafka/kafka.sh` runs it (its pid file), so that its CPU is
+    counted as a stage of its own: on a 2-core machine it competes with the workers."""
+    run_dir = Path(os.environ.get("KAFKA_HOME_DIR", ROOT / "deploy" / "kafka" / "run"))
+    try:
+        pid = int((run_dir / f"kafka-{os.environ.get('KAFKA_PORT', '9092')}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
 def run_project(
     env: dict[str, str], settings: Settings, work: Workload, args: argparse.Namespace, workdir: Path
 ) -> Any:
@@ -602,6 +613,9 @@ def run_project(
     deadline = started + args.timeout
     t_ready = t_first = t_comments = t_windows = None
     cpu_at_ready: dict[int, float] = {}
+    broker = broker_pid()
+    broker_at_ready: ProcSample | None = None
+    broker_at_end: ProcSample | None = None
     last_report = 0.0
     landed = 0
     try:
@@ -615,6 +629,7 @@ def run_project(
                         scalar(client, "SELECT count() FROM comments")
                         t_ready = now
                         cpu_at_ready = {p: s.cpu_seconds for p, s in watch.sample().items()}
+                        broker_at_ready = _read_proc(broker) if broker else None
                         log(f"worker answers after {t_ready - started:.1f}s")
                     else:
                         time.sleep(0.5)
@@ -640,6 +655,7 @@ def run_project(
                 log(f"{landed}/{work.visible + work.deleted} rows landed, {elapsed:.0f}s, {landed / elapsed:.0f}/s")
             time.sleep(0.5)
         samples = watch.sample()
+        broker_at_end = _read_proc(broker) if broker else None
         result["processing_seconds"] = metric_sums(
             client, urls, "streams_processing_seconds_sum", "agent"
         ) or metric_sums(client, urls, "streams_processing_seconds_total", "agent")
@@ -678,6 +694,9 @@ def run_project(
         }
         for s in sorted(samples.values(), key=lambda s: s.pid)
     ]
+    if broker_at_ready is not None and broker_at_end is not None:
+        broker_cpu = broker_at_end.cpu_seconds - broker_at_ready.cpu_seconds
+        result["broker_cpu_seconds_per_1000"] = round(1000 * broker_cpu / total, 3)
     if not result["complete"]:
         result["worker_log_tail"] = worker.tail(40)
     return result
@@ -866,6 +885,8 @@ def append_markdown(r: dict[str, Any]) -> None:
     times = f"{_fmt(p['seconds_to_ready'], '.1f')} / {_fmt(p['seconds_to_all_comments'], '.1f')} / " + (
         f"{p['seconds_to_all_windows']:.1f}" if p["complete"] else f"not within {p['seconds_to_all_windows']:.0f}"
     )
+    if p.get("broker_cpu_seconds_per_1000") is not None:
+        cpu += f"; broker: {p['broker_cpu_seconds_per_1000']:.2f}"
     cpu += f"; raw ceiling: {c['cpu_seconds_per_1000']:.3f}"
     row = (
         f"| {r['date']} | {r['commit']} | {r['events']:,} | {r['partitions']} | {r['processes']} "
