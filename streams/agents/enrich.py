@@ -31,14 +31,15 @@ from streams.app import (
     valid_topic,
     windows_input_topic,
 )
-from streams.batches import EnvelopeDecoder, group_by_partition, partition_of
+from streams.batches import EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
 from streams.models import CommentEvent, EnrichedComment
 from streams.steps.authors import count as count_authors
 from streams.steps.enrich import EnrichStep
 
-#: Envelopes per batch (each holds up to batches.ENVELOPE_MAX_ROWS comments of one partition).
+#: Envelopes per batch with 4 partitions (each holds up to batches.ENVELOPE_MAX_ROWS comments of one
+#: partition; scaled with the partition count: batches.envelopes_per_batch).
 ENRICH_BATCH = 4
 AUTHORS_BATCH = 8
 ENRICH_WITHIN_SECONDS = 0.05
@@ -137,7 +138,12 @@ class Enrich:
 async def enrich(stream: faust.StreamT[bytes]) -> None:
     step = Enrich()
     await run_batches(
-        "enrich", stream, step.handle, max_messages=ENRICH_BATCH, within_seconds=ENRICH_WITHIN_SECONDS, reset=step.reset
+        "enrich",
+        stream,
+        step.handle,
+        max_messages=envelopes_per_batch(ENRICH_BATCH, settings.partitions),
+        within_seconds=ENRICH_WITHIN_SECONDS,
+        reset=step.reset,
     )
 
 
@@ -180,7 +186,7 @@ async def authors(stream: faust.StreamT[bytes]) -> None:
         "authors",
         stream,
         step.handle,
-        max_messages=AUTHORS_BATCH,
+        max_messages=envelopes_per_batch(AUTHORS_BATCH, settings.partitions),
         within_seconds=ENRICH_WITHIN_SECONDS,
         reset=step.store.reset,
     )

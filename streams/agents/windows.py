@@ -30,11 +30,12 @@ from streams.app import (
     table,
     windows_input_topic,
 )
-from streams.batches import EnvelopeDecoder, encode_envelopes, group_by_partition, partition_of
+from streams.batches import EnvelopeDecoder, encode_envelopes, envelopes_per_batch, group_by_partition, partition_of
 from streams.steps.windows import WindowDelivery, apply, window_config
 from streams.windows.engine import EngineOutput, WindowEngine, route_key
 
-#: windows.input messages per batch (envelopes of up to batches.ENVELOPE_MAX_ROWS deliveries).
+#: windows.input messages per batch with 4 partitions (envelopes of up to batches.ENVELOPE_MAX_ROWS
+#: deliveries; scaled with the partition count: batches.envelopes_per_batch).
 WINDOWS_BATCH = 20
 WINDOWS_WITHIN_SECONDS = 0.05
 
@@ -79,7 +80,7 @@ async def windows(stream: faust.StreamT[bytes]) -> None:
         "windows",
         stream,
         step.handle,
-        max_messages=WINDOWS_BATCH,
+        max_messages=envelopes_per_batch(WINDOWS_BATCH, settings.partitions),
         within_seconds=WINDOWS_WITHIN_SECONDS,
         reset=step.store.reset,
     )

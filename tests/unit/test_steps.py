@@ -191,3 +191,10 @@ def test_apply_reads_single_window_deliveries_as_written_before_routes(scorer: F
         results.append((applied, sorted((w.kind, w.key, w.comments) for w in out.windows)))
     assert results[0] == results[1]
     assert results[0][0] == len(old_form) > len(rows)
+
+
+def test_envelopes_per_batch_keep_rows_per_batch_as_partitions_grow() -> None:
+    """Each upstream batch writes one envelope per partition: with twice the partitions an agent
+    takes twice the envelopes, so its batches hold about as many rows as with 4 partitions."""
+    assert [batches.envelopes_per_batch(4, p) for p in (1, 2, 4, 5, 8, 12)] == [4, 4, 4, 8, 8, 12]
+    assert batches.envelopes_per_batch(20, 16) == 80
