@@ -71,10 +71,12 @@ broker-start: system-deps
 broker-stop:
 	bash $(KAFKA) stop
 
-# Java runs the broker, Maven fetches it, Prometheus is scraped in the metrics test.
+# Java runs the broker, Maven fetches it, Prometheus is scraped in the metrics test; cargo builds
+# streams/native (installed with the virtualenv, so the stamp asks for it too).
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v cargo >/dev/null || test -x "$$HOME/.cargo/bin/cargo" || missing="$$missing cargo"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
@@ -83,13 +85,20 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# streams/native: the compiled fast path of the text normalisation (Rust, PyO3, built by maturin
+# with cargo from crates.io; about 20 s). The Python code stays the reference (tests/unit/test_native.py).
+NATIVE_SOURCES := streams/native/pyproject.toml streams/native/Cargo.toml streams/native/Cargo.lock \
+	streams/native/src/lib.rs streams/native/streams_native.pyi
+
+$(STAMP): pyproject.toml $(NATIVE_SOURCES)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
+	@command -v cargo >/dev/null || test -x "$$HOME/.cargo/bin/cargo" || $(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	PATH="$$PATH:$$HOME/.cargo/bin" $(BIN)/pip install -q ./streams/native
 	touch $(STAMP)
 
 clean:
 	-bash $(KAFKA) stop
-	rm -rf $(VENV) .streams-data deploy/kafka/run deploy/kafka/jars .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .streams-data deploy/kafka/run deploy/kafka/jars .mypy_cache .ruff_cache .pytest_cache streams/native/target
