@@ -1,4 +1,4 @@
-"""The compiled fast path of `analyze` (streams/native) against the Python reference: same answers.
+"""The compiled fast paths (streams/native: `analyze`, the model featuriser) against the Python reference: same answers.
 
 `make` builds the extension; these tests fail when it is missing (a broken build must not pass
 unnoticed as "Python only"), unless STREAMS_NATIVE=0 says to run without it on purpose.
@@ -14,7 +14,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streams.enrich import normalize
-from streams.enrich.normalize import _analyze, _analyze_reference
+from streams.enrich.flags import FlagScorer
+from streams.enrich.flags.linear import WordFeaturizer
+from streams.enrich.normalize import _analyze, _analyze_reference, analyze
 
 WANTED = os.environ.get("STREAMS_NATIVE", "1") != "0"
 pytestmark = pytest.mark.skipif(not WANTED, reason="STREAMS_NATIVE=0: the Python reference runs alone")
@@ -68,3 +70,45 @@ def _lines(path: Path) -> list[str]:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         return []
+
+
+def test_characters_the_compiled_featuriser_treats_as_separators_are_neither_word_nor_space() -> None:
+    import streams_native
+
+    ranges = streams_native.neither_word_nor_space_ranges()
+    assert ranges
+    wrong = [
+        hex(cp)
+        for lo, hi in ranges
+        for cp in range(lo, hi + 1)
+        if chr(cp).isalnum() or chr(cp).isspace() or chr(cp) == "_" or chr(cp).isascii()
+    ]
+    assert wrong == []
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> WordFeaturizer:
+    scorer = FlagScorer()
+    scorer.warm_up()
+    (featurizer, _), *_ = scorer._word_featurizers.values()
+    assert featurizer._native is not None
+    return featurizer
+
+
+# Comment-like texts: words from the model's vocabulary, links, mentions, the retweet marker,
+# apostrophes, emoji (which the compiled code reads itself) and letters outside ASCII (which it
+# hands back to Python).
+_WORDS = ["you", "are", "a", "fucking", "idiot", "rt", "don't", "'em", "ain't", "bitch", "hoes", "love", "the"]
+_NOISE = ["http://t.co/x1", "https://a.b/c?d=1", "www.spam.com", "ww.x", "@user_1", "@", "http://", "😀", "é", "→"]
+documents = st.lists(st.sampled_from(_WORDS + _NOISE) | st.text(_ALPHABET, max_size=5), max_size=15).map(" ".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(documents, min_size=1, max_size=6))
+def test_compiled_featuriser_matches_the_reference(featurizer: WordFeaturizer, bodies: list[str]) -> None:
+    analyses = [analyze(b, cache=False) for b in bodies]
+    texts, words = [a.normalized for a in analyses], [a.words for a in analyses]
+    (doc, feat), (sdoc, sfeat, scount) = featurizer.batch(texts, words)
+    (rdoc, rfeat), (rsdoc, rsfeat, rscount) = featurizer.batch_reference(texts, words)
+    for got, want in ((doc, rdoc), (feat, rfeat), (sdoc, rsdoc), (sfeat, rsfeat), (scount, rscount)):
+        assert got.tolist() == want.tolist()

@@ -7,7 +7,9 @@ batch's words into the same feature ids without building feature strings (the sc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import pairwise, repeat
@@ -19,6 +21,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streams.enrich.normalize import tokens_of_normalized
+
+#: The compiled batch featuriser (streams/native); None without it or with STREAMS_NATIVE=0.
+_NativeFeaturizer: Any = None
+if os.environ.get("STREAMS_NATIVE", "1") != "0":
+    with contextlib.suppress(ImportError):  # not built: the numpy path below is complete on its own
+        from streams_native import Featurizer as _NativeFeaturizer
 
 #: Links and @mentions in normalised text, which spells "www." as "ww." (letter runs are cut to
 #: two): the matches of ``https?://\S+|w{2,3}\.\S+|@\w+`` (MODEL_NOISE_REFERENCE), written with a
@@ -46,6 +54,11 @@ def _noise_word(match: re.Match[str]) -> str:
 def _mark_noise(normalized: str) -> str:
     """`normalized` with each link and @mention replaced by its placeholder word."""
     return _MODEL_NOISE.sub(_noise_word, normalized)
+
+
+def _noisy_words(normalized: str) -> list[str]:
+    """The words the model reads in a text with a link or an @mention."""
+    return tokens_of_normalized(_mark_noise(normalized))
 
 
 _PREFIX_LENGTHS = (3, 4, 5)
@@ -292,6 +305,9 @@ class WordFeaturizer:
         self._pair_ids = np.asarray(ids, dtype=np.int64)[order]
         self._n_features = len(self._vocab)
         self._n_secondary = max(self._secondary.values(), default=-1) + 1
+        self._native = (
+            None if _NativeFeaturizer is None else _NativeFeaturizer(list(self._vocab), dict(self._secondary))
+        )
 
     def _entry(self, word: str) -> tuple[tuple[int, ...], dict[str, int] | None, tuple[int, ...]]:
         get = self._vocab.get
@@ -330,6 +346,18 @@ class WordFeaturizer:
     ) -> tuple[tuple[_Ids, _Ids], tuple[_Ids, _Ids, _Ids]]:
         """`ids_pair` for a whole batch, as arrays: ((doc, model id) distinct pairs,
         (doc, secondary id, count)). `texts` are normalised texts, `words` their words."""
+        if self._native is not None:
+            if len(texts) != len(words):
+                raise ValueError(f"{len(texts)} texts but {len(words)} word lists")
+            buffers = self._native.batch(list(texts), list(words), _noisy_words)
+            doc, feat, sdoc, sfeat, scount = (np.frombuffer(b, dtype="<i8") for b in buffers)
+            return (doc, feat), (sdoc, sfeat, scount)
+        return self.batch_reference(texts, words)
+
+    def batch_reference(
+        self, texts: Sequence[str], words: Sequence[Sequence[str]]
+    ) -> tuple[tuple[_Ids, _Ids], tuple[_Ids, _Ids, _Ids]]:
+        """`batch` in Python and numpy alone: the reference the compiled path is tested against."""
         flat: list[str] = []
         lengths: list[int] = []
         for text, ws in zip(texts, words, strict=True):
