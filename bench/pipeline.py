@@ -973,6 +973,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (databases, logs)")
     parser.add_argument("--commit", default="", help="the code's commit, when not run from its git checkout")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    parser.add_argument(
+        "--state-retention-hours",
+        type=float,
+        default=None,
+        help="the worker's STREAMS_STATE_RETENTION_SECONDS, in hours (default: the worker's, 72)",
+    )
     args = parser.parse_args()
     if args.latency_rate <= 0:
         args.latency_seconds = 0
@@ -993,6 +999,8 @@ def main() -> int:
         "STREAMS_LOG_LEVEL": "warning",
         "STREAMS_WINDOW_IDLE_SECONDS": "3",
     }
+    if args.state_retention_hours is not None:
+        env["STREAMS_STATE_RETENTION_SECONDS"] = str(args.state_retention_hours * 3600)
     settings = load_settings(env)
     record: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
@@ -1002,6 +1010,7 @@ def main() -> int:
         "partitions": args.partitions,
         "processes": args.processes,
         "seed": args.seed,
+        "state_retention_hours": settings.state_retention_seconds / 3600,
     }
     try:
         log(f"generating {args.events:,} events (seed {args.seed})")

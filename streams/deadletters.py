@@ -36,10 +36,14 @@ def dead_letter(
     offset: int,
     origin: str = "",
     received_at: datetime | None = None,
+    item: str = "",
 ) -> DeadLetter:
     """A dead letter whose id is where its input came from: a replay of the topic, or a re-feed of
-    the same file line (`origin`), lands once."""
+    the same file line (`origin`), lands once. `item` tells apart the letters of one message (one
+    comment of an envelope)."""
     where = f"origin|{origin}" if origin else f"{topic}|{partition}|{offset}"
+    if item:
+        where = f"{where}|{item}"
     ident = hashlib.sha256(f"{where}|{stage}".encode()).hexdigest()[:24]
     truncated = len(raw) > MAX_DEAD_LETTER_RAW_BYTES
     return DeadLetter(

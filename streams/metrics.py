@@ -71,6 +71,12 @@ INSERT_ERRORS = Counter(
 DEAD_LETTERS = Counter(
     "streams_dead_letters", "Messages sent to the dead-letter topic", ["stage", "reason"], registry=REGISTRY
 )
+STATE_RETIRED = Counter(
+    "streams_state_retired",
+    "Comments whose per-comment state was retired (STREAMS_STATE_RETENTION_SECONDS), by table",
+    ["table"],
+    registry=REGISTRY,
+)
 UNKNOWN_FIELDS = Counter(
     "streams_unknown_fields",
     "Event keys the schema does not define, kept on the comment (unknown_fields column)",

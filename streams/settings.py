@@ -62,6 +62,10 @@ class Settings:
     window_lateness_seconds: float = 300.0
     #: How long an emitted window can still be corrected by a late event.
     window_retention_seconds: float = 3600.0
+    #: Per-comment thread state (parents, depths, the event itself) is retired this long (event time)
+    #: after the comment's last version, so that a worker's memory stays flat; 0 keeps it forever.
+    #: Later events for a retired comment go to the dead letters (reason "retired").
+    state_retention_seconds: float = 3 * 86400.0
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
     #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and
@@ -191,6 +195,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
+    floor = settings.window_retention_seconds + settings.window_lateness_seconds
+    if settings.state_retention_seconds and settings.state_retention_seconds < floor:
+        # Shorter would dead-letter events the windows still take (and edits of comments they count).
+        raise SettingsError(
+            f"{ENV_PREFIX}STATE_RETENTION_SECONDS must be 0 (keep all) or at least the windows' retention "
+            f"plus lateness ({floor:g} s), got {settings.state_retention_seconds:g}"
+        )
     return settings
 
 

@@ -51,7 +51,28 @@ def dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str
 
 async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> None:
     """Send the event's dead letter and wait until the broker has it (the input is acknowledged after)."""
+    await send_item_dead_letter(event, rejection, stage=stage)
+
+
+async def send_item_dead_letter(
+    event: faust.EventT[Any], rejection: Rejection, *, stage: str, raw: bytes | None = None, item: str = ""
+) -> None:
+    """The same for one item of an envelope: `raw` (its own bytes) in place of the message's, and
+    `item` (its id) to tell it apart from the envelope's other items."""
     letter = dead_letter_of(event, rejection, stage=stage)
+    if raw is not None:
+        m = event.message
+        letter = deadletters.dead_letter(
+            rejection.reason_code,
+            rejection.reason,
+            stage=stage,
+            raw=raw,
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            origin=letter.origin,
+            item=item,
+        )
     value, headers = deadletters.to_message(letter)
     sent = await dlq_topic.send(key=event.message.key, value=value, headers=headers)
     await sent

@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from streams import faults, metrics, topics
-from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes
+from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes, send_item_dead_letter
 from streams.agents.runner import run_batches
 from streams.agents.tablestore import StagedTable
 from streams.app import (
@@ -34,6 +34,7 @@ from streams.app import (
 from streams.batches import EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
+from streams.ingest import Rejection
 from streams.models import CommentEvent, EnrichedComment
 from streams.steps.authors import count as count_authors
 from streams.steps.enrich import EnrichStep
@@ -91,6 +92,7 @@ class Enrich:
             _scorer(),  # loaded by warm_up before the worker started
             settings.partitions,
             at_partition=self._at_partition,
+            retention_ms=int(settings.state_retention_seconds * 1000),
         )
         # The last message read from each input partition, to tell the windows which ones are caught up.
         self.last_read: dict[str, faust.types.Message] = {}
@@ -114,13 +116,24 @@ class Enrich:
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         batches: list[tuple[int, list[CommentEvent]]] = []
+        envelope_of: dict[int, faust.EventT[Any]] = {}  # id(comment) -> its envelope, for dead letters
         for event in events:
             comments = await decode_or_dead_letter(event, _EVENTS, stage="enrich")
             if comments is not None:
                 batches.append((event.message.partition, comments))
                 self.last_read[f"valid:{event.message.partition}"] = event.message
+                envelope_of.update((id(c), event) for c in comments)
         out = self.step.run(batches, now_ms=int(time.time() * 1000))
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
+        metrics.STATE_RETIRED.labels("thread_state").inc(out.retired_state)
+        for _partition, comment, reason in out.retired:
+            await send_item_dead_letter(
+                envelope_of[id(comment)],
+                Rejection("retired", reason),
+                stage="enrich",
+                raw=ENCODER.encode(comment),
+                item=f"{comment.comment_id}|{comment.event_id}",
+            )
         self._forget_revoked()
         out.fan_out.add_progress(self.step.progress, caught_up(self.last_read))
         # An author's comments go to one comments.authored partition (their stats live there).

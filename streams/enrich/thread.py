@@ -14,6 +14,15 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
 - Redelivery of an already placed event changes nothing and bumps no revision: that is what makes
   at-least-once delivery safe. An older version of a comment (a `created` replayed after its `edited`)
   never overwrites a newer one.
+- Retention (`retention_ms`, 0: keep everything), applied by `retire` after each batch: a comment's
+  state is retired once its thread's newest event time has passed the comment's last version by
+  `retention_ms` (the thread moved on), and a whole thread once no event has touched it for
+  `retention_ms` of wall-clock time (it went quiet). Each thread's own event time, not the
+  partition's, so that replaying an old archive next to live traffic keeps its threads whole. The
+  thread keeps a horizon, the newest event time it retired: an event for a comment not in the store
+  and posted at or before the horizon may be one seen before, so `place` raises `Retired` (the
+  worker dead-letters it) rather than place it again as new and count it twice. A reply to a
+  retired comment is placed as one whose parent is missing; replies placed before keep their place.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
   n|thread|comment   -> node dict (see `_node`; "raw": the event's JSON, "pa": its parent author,
@@ -25,6 +34,13 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
   ba|thread|author   -> [[posted_ms, child_id], ...] sorted: replies that named this author
                         (re-checked when the author posts again at or before them, since a
                         later-arriving comment can be a closer match)
+  x|thread|          -> horizon: the newest event time (ms) of a comment retired from this thread
+  r|thread|          -> [[event_ms, comment_id], ...] sorted: each comment's last version (an entry
+                        older than its comment's last version is stale and skipped)
+  l|thread|          -> [newest event ms, last wall-clock ms an event touched the thread]
+  q|scope            -> [hour, ...] sorted: wall-clock hours in which threads were last touched
+  q|scope|hour       -> [thread, ...] touched in that hour (scope: the caller's partition, so that
+                        each key lives in one changelog partition; stale when touched since)
 """
 
 from __future__ import annotations
@@ -44,6 +60,11 @@ _SEP = "|"
 _AFTER_ALL = float("inf")
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(CommentEvent)
+_HOUR_MS = 3_600_000
+
+
+class Retired(Exception):
+    """The event's comment may have been retired from the thread's state (see the module doc)."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +93,21 @@ def _ms(moment: datetime) -> int:
     return int(moment.astimezone(UTC).timestamp() * 1000)
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
 class ThreadTree:
-    def __init__(self, store: MutableMapping[str, Any], *, pending_ttl_ms: int = 3_600_000) -> None:
+    def __init__(
+        self, store: MutableMapping[str, Any], *, pending_ttl_ms: int = 3_600_000, retention_ms: int = 0
+    ) -> None:
         self.store = store
         self.pending_ttl_ms = pending_ttl_ms
+        self.retention_ms = retention_ms
+        #: Which quiet-thread schedule placed threads join (the caller sets its partition before placing).
+        self.scope = "0"
+        #: Threads placed in since the last `retire`, per scope.
+        self._touched: dict[str, set[str]] = {}
 
     # -- public --------------------------------------------------------------------------------
 
@@ -84,6 +116,14 @@ class ThreadTree:
         thread = event.thread_id
         node_key = _key("n", thread, event.comment_id)
         old = self.store.get(node_key)
+        if old is None and self.retention_ms:
+            horizon = self.store.get(_key("x", thread, ""))
+            if horizon is not None and _ms(event.posted_at) <= horizon:
+                raise Retired(
+                    f"comment {event.comment_id} was posted at or before {_iso(horizon)}, when thread "
+                    f"{thread}'s state had been retired (state retention {self.retention_ms // 1000} s "
+                    "of event time): it may have been counted already"
+                )
         if old is not None and old["t_ev"] > event_time_ms(event):
             # An older version arriving late (replay): keep the newer one, re-emit it unchanged.
             return [self._placement(old)]
@@ -96,6 +136,8 @@ class ThreadTree:
         self.store[node_key] = node
         if old is None:
             self._index_author(event)
+        if self.retention_ms:
+            self._schedule(node, now_ms=now_ms)
         if by_author and old is None:
             self._index_reply_by_name(event)
 
@@ -121,6 +163,106 @@ class ThreadTree:
         node = self.store.get(key)
         if node is not None and node.get("w") != routes:
             self.store[key] = {**node, "w": routes}
+
+    def retire(self, now_ms: int) -> int:
+        """Apply the retention (see the module doc) to this scope's threads placed in since the last
+        call, and to its threads that went quiet before `now_ms` (wall clock); return how many
+        comments were retired."""
+        retired = 0
+        for thread in sorted(self._touched.pop(self.scope, ())):
+            seen = self.store.get(_key("l", thread, ""))
+            if seen is not None:
+                retired += self._retire_older(thread, seen[0] - self.retention_ms)
+        index_key = f"q{_SEP}{self.scope}"
+        hours = self.store.get(index_key) or []
+        quiet_before = now_ms - self.retention_ms
+        kept = [hour for hour in hours if (hour + 1) * _HOUR_MS > quiet_before]
+        for hour in hours[: len(hours) - len(kept)]:
+            bucket_key = f"{index_key}{_SEP}{hour}"
+            for thread in self.store.get(bucket_key) or []:
+                seen = self.store.get(_key("l", thread, ""))
+                if seen is not None and seen[1] < quiet_before:
+                    retired += self._retire_older(thread, _AFTER_ALL)
+                    del self.store[_key("l", thread, "")]
+            if bucket_key in self.store:
+                del self.store[bucket_key]
+        if kept != hours:
+            self.store[index_key] = kept
+        return retired
+
+    def _retire_older(self, thread: str, cutoff_ms: float) -> int:
+        """Retire the thread's comments whose last version is older than `cutoff_ms`."""
+        key = _key("r", thread, "")
+        schedule = self.store.get(key) or []
+        due = bisect.bisect_left(schedule, [cutoff_ms])
+        if due == 0:
+            return 0
+        retired = 0
+        for event_ms, cid in schedule[:due]:
+            node = self.store.get(_key("n", thread, cid))
+            if node is not None and node["t_ev"] == event_ms:
+                self._retire_node(node)
+                retired += 1
+        self._store_or_delete(key, schedule[due:])
+        return retired
+
+    def _schedule(self, node: dict[str, Any], *, now_ms: int) -> None:
+        """Note the comment's last version for the retention, and that its thread was touched now."""
+        thread = node["th"]
+        key = _key("r", thread, "")
+        schedule = self._writable_list(key)
+        bisect.insort(schedule, [node["t_ev"], node["id"]])
+        self.store[key] = schedule
+        self._touched.setdefault(self.scope, set()).add(thread)
+        seen_key = _key("l", thread, "")
+        seen = self.store.get(seen_key)
+        newest = max(node["t_ev"], seen[0]) if seen else node["t_ev"]
+        if seen is None or seen[0] != newest or seen[1] // _HOUR_MS != now_ms // _HOUR_MS:
+            if seen is None or seen[1] // _HOUR_MS != now_ms // _HOUR_MS:
+                index_key = f"q{_SEP}{self.scope}"
+                hour = now_ms // _HOUR_MS
+                bucket = self._writable_list(f"{index_key}{_SEP}{hour}")
+                bucket.append(thread)
+                self.store[f"{index_key}{_SEP}{hour}"] = bucket
+                hours = self.store.get(index_key) or []
+                if hour not in hours:
+                    self.store[index_key] = sorted([*hours, hour])
+            self.store[seen_key] = [newest, now_ms]
+
+    def _retire_node(self, node: dict[str, Any]) -> None:
+        """Drop a comment's state and everything that points at it; raise the thread's horizon."""
+        thread, cid = node["th"], node["id"]
+        horizon_key = _key("x", thread, "")
+        self.store[horizon_key] = max(node["t_ev"], self.store.get(horizon_key) or node["t_ev"])
+        author_key = _key("a", thread, node["au"])
+        entries = self._writable_list(author_key)
+        i = bisect.bisect_left(entries, [node["t"]])
+        while i < len(entries) and entries[i][0] == node["t"]:
+            if entries[i][2] == cid:
+                del entries[i]
+                break
+            i += 1
+        self._store_or_delete(author_key, entries)
+        if node["p"] is not None and not node["m"]:
+            self._remove(_key("k", thread, node["p"]), cid)
+        if node["m"]:
+            waiting = _key("wi", thread, node["p"]) if node["p"] else _key("wa", thread, node.get("pa") or "")
+            self._unwait(waiting, cid)
+        if node.get("pa"):
+            named_key = _key("ba", thread, node["pa"])
+            named = self._writable_list(named_key)
+            if [node["t"], cid] in named:
+                named.remove([node["t"], cid])
+                self._store_or_delete(named_key, named)
+        for key in (_key("k", thread, cid), _key("wi", thread, cid), _key("n", thread, cid)):
+            if key in self.store:
+                del self.store[key]
+
+    def _store_or_delete(self, key: str, values: list[Any]) -> None:
+        if values:
+            self.store[key] = values
+        elif key in self.store:
+            del self.store[key]
 
     # -- resolution ----------------------------------------------------------------------------
 
@@ -224,7 +366,9 @@ class ThreadTree:
             position = (None, cid, 1, True)
         else:
             parent = self.store.get(_key("n", thread, parent_id))
-            if parent is None:
+            if parent is None and node["pos"] and node["p"] == parent_id and not node["m"]:
+                position = (parent_id, node["r"], node["d"], False)  # its parent was retired: keep its place
+            elif parent is None:
                 self._wait(_key("wi", thread, parent_id), cid, now_ms=now_ms)
                 position = (parent_id, parent_id, 1, True)
             else:

@@ -1,7 +1,9 @@
 """The enrich step: comment events, per comments.valid partition -> enriched rows (thread place,
 text features, language, flags) and their deliveries to the windows.
 
-State: the thread tree and the text fingerprints (spam signal), in the stores it is given."""
+State: the thread tree and the text fingerprints (spam signal), in the stores it is given. With a
+retention, each partition's thread state older than that (event time) is retired after its batch;
+an event that may belong to a retired comment is returned in `retired`, for the dead letters."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 from streams.enrich.compose import enrich_placements, note_fingerprint
 from streams.enrich.flags import FlagScorer
 from streams.enrich.text import TextFeatures, text_features
-from streams.enrich.thread import Placement, ThreadTree
+from streams.enrich.thread import Placement, Retired, ThreadTree
 from streams.models import CommentEvent, EnrichedComment
 from streams.steps.windows import FanOut
 
@@ -23,6 +25,10 @@ class EnrichOutput:
     #: The rows' deliveries to the windows, per windows.input partition (progress reports not yet added).
     fan_out: FanOut
     received: int = 0
+    #: (input partition, event, why) for events of comments whose thread state was retired.
+    retired: list[tuple[int, CommentEvent, str]] = field(default_factory=list)
+    #: Comments retired from the thread state after this batch.
+    retired_state: int = 0
 
 
 @dataclass
@@ -35,9 +41,11 @@ class EnrichStep:
     at_partition: Callable[[int], None] = lambda _partition: None
     #: Newest event time seen per input partition ("valid:N"), reported to the windows after each batch.
     progress: dict[str, int] = field(default_factory=dict)
+    #: Thread state retention in event time (0: keep it all; see streams.enrich.thread).
+    retention_ms: int = 0
 
     def __post_init__(self) -> None:
-        self.tree = ThreadTree(self.tree_store)
+        self.tree = ThreadTree(self.tree_store, retention_ms=self.retention_ms)
 
     def run(self, batches: Sequence[tuple[int, Sequence[CommentEvent]]], *, now_ms: int) -> EnrichOutput:
         """Enrich `batches` ((input partition, its comments in order), ...) as one batch."""
@@ -47,14 +55,21 @@ class EnrichStep:
         features: list[TextFeatures] = []
         duplicates: list[int] = []
         received = 0
+        retired: list[tuple[int, CommentEvent, str]] = []
         for partition, comments in batches:
             self.at_partition(partition)
+            tree.scope = str(partition)
             received += len(comments)
             source = f"valid:{partition}"
             for comment in comments:
                 posted_ms = int(comment.posted_at.timestamp() * 1000)
                 self.progress[source] = max(posted_ms, self.progress.get(source, posted_ms))
-                for placement in tree.place(comment, now_ms=now_ms):
+                try:
+                    placed = tree.place(comment, now_ms=now_ms)
+                except Retired as exc:
+                    retired.append((partition, comment, str(exc)))
+                    continue
+                for placement in placed:
                     feats = text_features(placement.event.body)
                     partitions.append(partition)
                     placements.append(placement)
@@ -74,4 +89,10 @@ class EnrichStep:
             thread_id, comment_id = row.event.thread_id, row.event.comment_id
             routes = fan_out.add(row, f"valid:{partition}", tree.window_routes(thread_id, comment_id))
             tree.set_window_routes(thread_id, comment_id, routes)
-        return EnrichOutput(rows=rows, fan_out=fan_out, received=received)
+        retired_state = 0
+        if self.retention_ms:
+            for partition in sorted({partition for partition, _ in batches}):
+                self.at_partition(partition)
+                tree.scope = str(partition)
+                retired_state += tree.retire(now_ms)
+        return EnrichOutput(rows=rows, fan_out=fan_out, received=received, retired=retired, retired_state=retired_state)

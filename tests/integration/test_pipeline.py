@@ -118,6 +118,37 @@ def test_malformed_messages_are_dead_lettered_and_the_worker_keeps_going(pipelin
     assert _utc(row[1]) == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
+def test_retired_thread_state_refuses_a_replay_rather_than_count_it_twice(pipeline: Pipeline) -> None:
+    """The worker retires comments its thread has moved past by STREAMS_STATE_RETENTION_SECONDS (3 days
+    by default); a replay of one then goes to the dead letters with reason "retired", and the
+    comment stays counted once."""
+    first = {
+        "event_id": "e-ret-1",
+        "source": "test",
+        "thread_id": "retention-thread",
+        "comment_id": "c-ret-1",
+        "author": "early bird",
+        "posted_at": "2024-05-01T10:00:00+00:00",
+        "body": "first",
+    }
+    later = {**first, "event_id": "e-ret-2", "comment_id": "c-ret-2", "posted_at": "2024-05-06T10:00:00+00:00"}
+    reply = {**later, "event_id": "e-ret-3", "comment_id": "c-ret-3", "parent_id": "c-ret-2"}
+    assert pipeline.feed_raw("retention-thread", [msgspec.json.encode(first), msgspec.json.encode(later)]).sent == 2
+    count_sql = "SELECT count() FROM comments FINAL WHERE thread_id = 'retention-thread'"
+    pipeline.wait_until(count_sql, lambda n: n == 2)
+    pipeline.wait_for_metric("streams_state_retired_total", lambda n: n >= 1, table="thread_state")
+    assert pipeline.feed_raw("retention-thread", [msgspec.json.encode(first), msgspec.json.encode(reply)]).sent == 2
+    pipeline.wait_until(count_sql, lambda n: n == 3)
+    pipeline.wait_until("SELECT count() FROM dead_letters FINAL WHERE reason_code = 'retired'", lambda n: n == 1)
+    [(reason, raw, topic)] = pipeline.query(
+        "SELECT reason, raw, source_topic FROM dead_letters FINAL WHERE reason_code = 'retired'"
+    )
+    assert "c-ret-1" in reason and "retention" in reason and topic.endswith("comments.valid")
+    assert msgspec.json.decode(raw)["comment_id"] == "c-ret-1"
+    depth = pipeline.scalar("SELECT depth FROM comments FINAL WHERE comment_id = 'c-ret-3'")
+    assert depth == 1  # its parent is still held: a reply placed as usual
+
+
 def _utc(value: object) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

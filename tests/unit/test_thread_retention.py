@@ -1,0 +1,121 @@
+"""Thread state retention (streams.enrich.thread, `retention_ms`): memory stays bounded, and what
+was retired is never counted twice."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.enrich.thread import Retired, ThreadTree
+from tests.unit.test_thread_tree import T0, ev
+
+HOUR_MS = 3_600_000
+MIN_MS = 60_000
+T0_MS = int(T0.timestamp() * 1000)
+
+
+def test_without_retention_nothing_is_scheduled() -> None:
+    tree = ThreadTree({})
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    assert tree.retire(10 * 24 * HOUR_MS) == 0
+    assert {k.split("|")[0] for k in tree.store} == {"n", "a"}
+
+
+def test_a_thread_that_moved_on_retires_its_old_comments() -> None:
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
+    tree.place(ev("c", "carol", 2, parent_author="bob"), now_ms=0)
+    tree.place(ev("w", "dave", 3, parent_id="never-seen"), now_ms=0)  # waits for its parent
+    tree.place(ev("y", "yan", 100), now_ms=0)
+    assert tree.retire(now_ms=0) == 0  # not old enough yet
+    tree.place(ev("z", "zed", 123), now_ms=0)  # 2 h after the first three, not after w
+    assert tree.retire(now_ms=0) == 3
+    assert sorted(k for k in tree.store if k.startswith("n|")) == ["n|th|w", "n|th|y", "n|th|z"]
+    assert tree.store["x|th|"] == T0_MS + 2 * MIN_MS
+    assert not any(k.startswith(("k|", "ba|")) for k in tree.store)
+    assert "a|th|bob" not in tree.store and "a|th|yan" in tree.store
+
+
+def test_a_quiet_thread_is_retired_whole_after_the_retention_of_wall_clock() -> None:
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
+    tree.place(ev("w", "dave", 3, parent_id="never-seen"), now_ms=0)
+    assert tree.retire(now_ms=HOUR_MS) == 0
+    assert tree.retire(now_ms=3 * HOUR_MS) == 3
+    assert sorted(tree.store) == ["q|0", "x|th|"]
+    assert tree.store["x|th|"] == T0_MS + 3 * MIN_MS
+
+
+def test_an_old_archive_keeps_its_threads_whole_next_to_newer_traffic() -> None:
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    live = msgspec.structs.replace(ev("now", "nina", 10**6), thread_id="live")  # another thread, years later
+    tree.place(live, now_ms=0)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.retire(now_ms=0)
+    [reply] = tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
+    assert (reply.parent_id, reply.depth, reply.parent_missing) == ("a", 1, False)
+
+
+def test_an_event_of_a_retired_comment_is_refused_not_placed_again() -> None:
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.place(ev("z", "zed", 200), now_ms=0)  # the thread moved on
+    assert tree.retire(now_ms=0) == 1
+    with pytest.raises(Retired, match="comment a was posted at or before"):
+        tree.place(ev("a", "alice", 0), now_ms=0)  # a redelivery
+    with pytest.raises(Retired):
+        tree.place(ev("a", "alice", 0, event_type="comment.edited", edited_minute=210, body="x"), now_ms=0)
+    with pytest.raises(Retired):  # never seen, but as old as what was retired
+        tree.place(ev("late", "lu", 0), now_ms=0)
+    [p] = tree.place(ev("z", "zed", 200), now_ms=0)  # still held: a redelivery changes nothing
+    assert p.revision == 0
+
+
+def test_replies_keep_the_place_their_retired_parent_gave_them() -> None:
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.place(ev("b", "bob", 100, parent_id="a"), now_ms=0)
+    tree.place(ev("c", "carol", 190, parent_id="b"), now_ms=0)
+    assert tree.retire(now_ms=0) == 1  # a
+    [edit] = tree.place(ev("b", "bob", 100, parent_id="a", event_type="comment.edited", edited_minute=191), now_ms=0)
+    assert (edit.parent_id, edit.root_id, edit.depth, edit.parent_missing) == ("a", "a", 1, False)
+    [reply] = tree.place(ev("d", "dan", 192, parent_id="c"), now_ms=0)
+    assert (reply.root_id, reply.depth) == ("a", 3)
+    [orphan] = tree.place(ev("e", "eve", 193, parent_id="a"), now_ms=0)  # a new reply to the retired one
+    assert orphan.parent_missing and orphan.depth == 1
+
+
+def _thread_events(rng: random.Random, n: int) -> list:
+    events = []
+    for i in range(n):
+        minute = i * 7
+        parent = rng.randrange(i) if i and rng.random() < 0.7 else None
+        if parent is not None and rng.random() < 0.5:
+            events.append(ev(f"c{i}", f"u{i % 5}", minute, parent_author=f"u{parent % 5}"))
+        else:
+            events.append(ev(f"c{i}", f"u{i % 5}", minute, parent_id=None if parent is None else f"c{parent}"))
+    return events
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32), st.integers(5, 120))
+def test_in_order_placements_are_unchanged_while_parents_are_recent(seed: int, n: int) -> None:
+    """Replies within the retention of their parent are placed as without retention; the state held
+    stays within the retention, however long the thread runs."""
+    rng = random.Random(seed)
+    events = _thread_events(rng, n)
+    keep_all, bounded = ThreadTree({}), ThreadTree({}, retention_ms=10 * 24 * HOUR_MS)
+    short = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    for e in events:
+        full = [(p.event.comment_id, p.parent_id, p.depth, p.revision) for p in keep_all.place(e, now_ms=0)]
+        assert [(p.event.comment_id, p.parent_id, p.depth, p.revision) for p in bounded.place(e, now_ms=0)] == full
+        short.place(e, now_ms=0)
+        short.retire(now_ms=0)
+        nodes = [k for k in short.store if k.startswith("n|")]
+        assert len(nodes) <= 2 * 60 // 7 + 1  # the last 2 h of the thread
