@@ -722,9 +722,9 @@ NOTES = [
     "session 4 measured 9,925/s for the old scorer at 42-47 ns; runs at ~100 ns give about a third. Since "
     "2026-12-02 (session 10) both scorers run the compiled fast path (streams/native: the normalisation's "
     "last steps and the model featuriser, same results as the Python code, property-tested); the 'Python "
-    "reference alone' figure is the scorer without it, so the gain is measured in each run. With "
-    "featurisation cheap, the per-head sums show: the five-head model is now ~5-10% slower than the "
-    "two-head one.",
+    "reference alone' figure is the scorer without it, so the gain is measured in each run. The two "
+    "scorers are within ~10% of each other, in either order from run to run (13,018 vs 14,146 and "
+    "10,726 vs 10,518 comments/s in two runs of 2026-12-02 and -03).",
     "- Tried on DEV before settling on the shipped features (words, word pairs, 3-5 letter word "
     "prefixes): character 3-5-grams inside words added to them (no gain on DEV: OLID 0.810 vs 0.818, "
     "toxic_spans toxic 0.621 either way, Gab vulgar 0.821 vs 0.817) and C 1 / 4 (PROVENANCE.md).",
