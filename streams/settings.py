@@ -62,9 +62,10 @@ class Settings:
     window_lateness_seconds: float = 300.0
     #: How long an emitted window can still be corrected by a late event.
     window_retention_seconds: float = 3600.0
-    #: Per-comment thread state (parents, depths, the event itself) is retired this long (event time)
-    #: after the comment's last version, so that a worker's memory stays flat; 0 keeps it forever.
-    #: Later events for a retired comment go to the dead letters (reason "retired").
+    #: Per-comment thread state (parents, depths, the event itself) is retired once its thread moved
+    #: this far past the comment's last version (event time) or had no event for this long (wall
+    #: clock), so that a worker's memory does not grow with every comment seen; 0 keeps it forever.
+    #: Later events of a retired comment go to the dead letters (reason "retired").
     state_retention_seconds: float = 3 * 86400.0
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
