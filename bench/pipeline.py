@@ -977,7 +977,7 @@ def main() -> int:
         "--state-retention-hours",
         type=float,
         default=None,
-        help="the worker's STREAMS_STATE_RETENTION_SECONDS, in hours (default: the worker's, 72)",
+        help="the worker's STREAMS_STATE_RETENTION_SECONDS, in hours (default: the worker's, 0: keep all)",
     )
     args = parser.parse_args()
     if args.latency_rate <= 0:

@@ -65,8 +65,9 @@ class Settings:
     #: Per-comment thread state (parents, depths, the event itself) is retired once its thread moved
     #: this far past the comment's last version (event time) or had no event for this long (wall
     #: clock), so that a worker's memory does not grow with every comment seen; 0 keeps it forever.
-    #: Later events of a retired comment go to the dead letters (reason "retired").
-    state_retention_seconds: float = 3 * 86400.0
+    #: Later events of a retired comment go to the dead letters (reason "retired"). Off by default: an
+    #: archive of threads longer than the retention, fed in tree order, would lose its old parents.
+    state_retention_seconds: float = 0.0
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
     #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and

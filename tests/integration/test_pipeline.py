@@ -118,10 +118,18 @@ def test_malformed_messages_are_dead_lettered_and_the_worker_keeps_going(pipelin
     assert _utc(row[1]) == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
-def test_retired_thread_state_refuses_a_replay_rather_than_count_it_twice(pipeline: Pipeline) -> None:
-    """The worker retires comments its thread has moved past by STREAMS_STATE_RETENTION_SECONDS (3 days
-    by default); a replay of one then goes to the dead letters with reason "retired", and the
-    comment stays counted once."""
+def test_retired_thread_state_refuses_a_replay_rather_than_count_it_twice(broker: str, tmp_path: Path) -> None:
+    """A worker with STREAMS_STATE_RETENTION_SECONDS (here 3 days) retires comments their thread has
+    moved past by that much; a replay of one then goes to the dead letters with reason "retired",
+    and the comment stays counted once."""
+    pipeline = Pipeline(tmp_path, broker, STREAMS_STATE_RETENTION_SECONDS="259200").start()
+    try:
+        _retention_replay(pipeline)
+    finally:
+        pipeline.stop()
+
+
+def _retention_replay(pipeline: Pipeline) -> None:
     first = {
         "event_id": "e-ret-1",
         "source": "test",
