@@ -33,46 +33,33 @@ writer = ClickHouseWriter(settings.clickhouse_dsn)
 reader = ReadOnlyClient(settings.clickhouse_dsn, settings.query_limits())
 
 
-def dead_letter_of(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> DeadLetter:
-    """The dead letter for `event`: its original bytes, where it was read from, and the feeder's origin."""
+def dead_letter_of(
+    event: faust.EventT[Any], rejection: Rejection, *, stage: str, raw: bytes | None = None, item: str = ""
+) -> DeadLetter:
+    """The dead letter for `event`: its original bytes, where it was read from, and the feeder's origin.
+    For one item of an envelope: `raw`, the item's own bytes, and `item`, its id (tells the letters of
+    one envelope apart)."""
     m = event.message
     origin = deadletters.header_map(m.headers).get(deadletters.ORIGIN_HEADER, "")
     return deadletters.dead_letter(
         rejection.reason_code,
         rejection.reason,
         stage=stage,
-        raw=as_bytes(m.value),
+        raw=as_bytes(m.value) if raw is None else raw,
         topic=m.topic,
         partition=m.partition,
         offset=m.offset,
         origin=origin,
+        item=item,
     )
 
 
-async def send_dead_letter(event: faust.EventT[Any], rejection: Rejection, *, stage: str) -> None:
-    """Send the event's dead letter and wait until the broker has it (the input is acknowledged after)."""
-    await send_item_dead_letter(event, rejection, stage=stage)
-
-
-async def send_item_dead_letter(
+async def send_dead_letter(
     event: faust.EventT[Any], rejection: Rejection, *, stage: str, raw: bytes | None = None, item: str = ""
 ) -> None:
-    """The same for one item of an envelope: `raw` (its own bytes) in place of the message's, and
-    `item` (its id) to tell it apart from the envelope's other items."""
-    letter = dead_letter_of(event, rejection, stage=stage)
-    if raw is not None:
-        m = event.message
-        letter = deadletters.dead_letter(
-            rejection.reason_code,
-            rejection.reason,
-            stage=stage,
-            raw=raw,
-            topic=m.topic,
-            partition=m.partition,
-            offset=m.offset,
-            origin=letter.origin,
-            item=item,
-        )
+    """Send the event's dead letter (see dead_letter_of) and wait until the broker has it (the input is
+    acknowledged after)."""
+    letter = dead_letter_of(event, rejection, stage=stage, raw=raw, item=item)
     value, headers = deadletters.to_message(letter)
     sent = await dlq_topic.send(key=event.message.key, value=value, headers=headers)
     await sent

@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from streams import faults, metrics, topics
-from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes, send_item_dead_letter
+from streams.agents.common import ENCODER, decode_or_dead_letter, send_dead_letter, send_envelopes
 from streams.agents.runner import run_batches
 from streams.agents.tablestore import StagedTable
 from streams.app import (
@@ -126,8 +126,8 @@ class Enrich:
         out = self.step.run(batches, now_ms=int(time.time() * 1000))
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
         metrics.STATE_RETIRED.labels("thread_state").inc(out.retired_state)
-        for _partition, comment, reason in out.retired:
-            await send_item_dead_letter(
+        for comment, reason in out.retired:
+            await send_dead_letter(
                 envelope_of[id(comment)],
                 Rejection("retired", reason),
                 stage="enrich",

@@ -216,17 +216,17 @@ class ThreadTree:
         self._touched.setdefault(self.scope, set()).add(thread)
         seen_key = _key("l", thread, "")
         seen = self.store.get(seen_key)
+        hour = now_ms // _HOUR_MS
+        if seen is None or seen[1] // _HOUR_MS != hour:  # joins this hour's quiet-thread schedule
+            index_key = f"q{_SEP}{self.scope}"
+            bucket = self._writable_list(f"{index_key}{_SEP}{hour}")
+            bucket.append(thread)
+            self.store[f"{index_key}{_SEP}{hour}"] = bucket
+            hours = self.store.get(index_key) or []
+            if hour not in hours:
+                self.store[index_key] = sorted([*hours, hour])
         newest = max(node["t_ev"], seen[0]) if seen else node["t_ev"]
-        if seen is None or seen[0] != newest or seen[1] // _HOUR_MS != now_ms // _HOUR_MS:
-            if seen is None or seen[1] // _HOUR_MS != now_ms // _HOUR_MS:
-                index_key = f"q{_SEP}{self.scope}"
-                hour = now_ms // _HOUR_MS
-                bucket = self._writable_list(f"{index_key}{_SEP}{hour}")
-                bucket.append(thread)
-                self.store[f"{index_key}{_SEP}{hour}"] = bucket
-                hours = self.store.get(index_key) or []
-                if hour not in hours:
-                    self.store[index_key] = sorted([*hours, hour])
+        if seen is None or seen[0] != newest or seen[1] // _HOUR_MS != hour:
             self.store[seen_key] = [newest, now_ms]
 
     def _retire_node(self, node: dict[str, Any]) -> None:

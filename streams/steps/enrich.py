@@ -25,8 +25,8 @@ class EnrichOutput:
     #: The rows' deliveries to the windows, per windows.input partition (progress reports not yet added).
     fan_out: FanOut
     received: int = 0
-    #: (input partition, event, why) for events of comments whose thread state was retired.
-    retired: list[tuple[int, CommentEvent, str]] = field(default_factory=list)
+    #: (event, why) for events of comments whose thread state was retired.
+    retired: list[tuple[CommentEvent, str]] = field(default_factory=list)
     #: Comments retired from the thread state after this batch.
     retired_state: int = 0
 
@@ -55,7 +55,7 @@ class EnrichStep:
         features: list[TextFeatures] = []
         duplicates: list[int] = []
         received = 0
-        retired: list[tuple[int, CommentEvent, str]] = []
+        retired: list[tuple[CommentEvent, str]] = []
         for partition, comments in batches:
             self.at_partition(partition)
             tree.scope = str(partition)
@@ -67,7 +67,7 @@ class EnrichStep:
                 try:
                     placed = tree.place(comment, now_ms=now_ms)
                 except Retired as exc:
-                    retired.append((partition, comment, str(exc)))
+                    retired.append((comment, str(exc)))
                     continue
                 for placement in placed:
                     feats = text_features(placement.event.body)
