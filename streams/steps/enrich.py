@@ -2,8 +2,9 @@
 text features, language, flags) and their deliveries to the windows.
 
 State: the thread tree and the text fingerprints (spam signal), in the stores it is given. With a
-retention, each partition's thread state older than that (event time) is retired after its batch;
-an event that may belong to a retired comment is returned in `retired`, for the dead letters."""
+retention, each partition's threads retire what the retention allows after its batch (see
+streams.enrich.thread); an event that may belong to a retired comment is returned in `retired`, for
+the dead letters."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class EnrichStep:
     at_partition: Callable[[int], None] = lambda _partition: None
     #: Newest event time seen per input partition ("valid:N"), reported to the windows after each batch.
     progress: dict[str, int] = field(default_factory=dict)
-    #: Thread state retention in event time (0: keep it all; see streams.enrich.thread).
+    #: Thread state retention (0: keep it all; see streams.enrich.thread).
     retention_ms: int = 0
 
     def __post_init__(self) -> None:
