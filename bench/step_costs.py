@@ -47,7 +47,15 @@ def one_run(values: list[bytes], scorer: FlagScorer, partitions: int) -> tuple[i
         return result
 
     out = clock("ingest (validate)", lambda: ingest.validate_batch(values, partitions=partitions))
-    step = EnrichStep({}, {}, scorer, partitions)
+    defaults = load_settings({"STREAMS_PARTITIONS": str(partitions)})
+    step = EnrichStep(
+        {},
+        {},
+        scorer,
+        partitions,
+        retention_ms=int(defaults.state_retention_seconds * 1000),
+        quiet_ms=int(defaults.state_quiet_seconds * 1000),
+    )
     enriched = clock(
         "enrich (tree, features, language, flags, fan-out)",
         lambda: step.run(sorted(out.valid.items()), now_ms=int(time.time() * 1000)),
@@ -57,7 +65,7 @@ def one_run(values: list[bytes], scorer: FlagScorer, partitions: int) -> tuple[i
     decoded = clock("envelope decode", lambda: msgspec.json.Decoder(list[EnrichedComment]).decode(encoded))
     clock("sink rows (comment_row)", lambda: [comment_row(r) for r in decoded])
     # The worker's window settings at their defaults, with this run's partition count.
-    config = window_config(load_settings({"STREAMS_PARTITIONS": str(partitions)}))
+    config = window_config(defaults)
     engine = WindowEngine(config, {})
     fan_out: FanOut = enriched.fan_out
 

@@ -73,7 +73,8 @@ DEAD_LETTERS = Counter(
 )
 STATE_RETIRED = Counter(
     "streams_state_retired",
-    "Comments whose per-comment state was retired (STREAMS_STATE_RETENTION_SECONDS), by table",
+    "State entries retired (STREAMS_STATE_RETENTION_SECONDS, STREAMS_STATE_QUIET_SECONDS), by table:"
+    " comments of thread_state, texts of fingerprints",
     ["table"],
     registry=REGISTRY,
 )

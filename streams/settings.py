@@ -63,11 +63,15 @@ class Settings:
     #: How long an emitted window can still be corrected by a late event.
     window_retention_seconds: float = 3600.0
     #: Per-comment thread state (parents, depths, the event itself) is retired once its thread moved
-    #: this far past the comment's last version (event time) or had no event for this long (wall
-    #: clock), so that a worker's memory does not grow with every comment seen; 0 keeps it forever.
-    #: Later events of a retired comment go to the dead letters (reason "retired"). Off by default: an
-    #: archive of threads longer than the retention, fed in tree order, would lose its old parents.
+    #: this far past the comment's last version (event time), so that a worker's memory does not
+    #: grow with every comment of a long-running thread; 0: off. Later events of a retired comment go
+    #: to the dead letters (reason "retired"). Off by default: an archive of threads longer than
+    #: this, fed in tree order, would lose its old parents.
     state_retention_seconds: float = 0.0
+    #: A thread's whole state (and a text fingerprint's) is retired once no event touched it for
+    #: this long (wall clock): what keeps memory bounded by default (7 days; 0: keep forever).
+    #: An import feeds a thread within minutes, so this never splits one.
+    state_quiet_seconds: float = 604_800.0
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
     #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and
@@ -198,12 +202,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     floor = settings.window_retention_seconds + settings.window_lateness_seconds
-    if settings.state_retention_seconds and settings.state_retention_seconds < floor:
-        # Shorter would dead-letter events the windows still take (and edits of comments they count).
-        raise SettingsError(
-            f"{ENV_PREFIX}STATE_RETENTION_SECONDS must be 0 (keep all) or at least the windows' retention "
-            f"plus lateness ({floor:g} s), got {settings.state_retention_seconds:g}"
-        )
+    for name in ("state_retention_seconds", "state_quiet_seconds"):
+        value = getattr(settings, name)
+        if value < 0 or (value and value < floor):
+            # Shorter would dead-letter events the windows still take (and edits of comments they count).
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()} must be 0 (off) or at least the windows' retention "
+                f"plus lateness ({floor:g} s), got {value:g}"
+            )
     return settings
 
 

@@ -93,6 +93,7 @@ class Enrich:
             settings.partitions,
             at_partition=self._at_partition,
             retention_ms=int(settings.state_retention_seconds * 1000),
+            quiet_ms=int(settings.state_quiet_seconds * 1000),
         )
         # The last message read from each input partition, to tell the windows which ones are caught up.
         self.last_read: dict[str, faust.types.Message] = {}
@@ -126,6 +127,7 @@ class Enrich:
         out = self.step.run(batches, now_ms=int(time.time() * 1000))
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
         metrics.STATE_RETIRED.labels("thread_state").inc(out.retired_state)
+        metrics.STATE_RETIRED.labels("fingerprints").inc(out.retired_fingerprints)
         for comment, reason in out.retired:
             await send_dead_letter(
                 envelope_of[id(comment)],

@@ -11,6 +11,7 @@ import msgspec
 from streams.enrich.authors import AuthorStats
 from streams.enrich.flags import FlagScorer, ScoreInput
 from streams.enrich.language import detect_languages
+from streams.enrich.quiet import HOUR_MS, QuietSchedule
 from streams.enrich.text import TextFeatures
 from streams.enrich.thread import Placement
 from streams.models import EnrichedComment
@@ -65,6 +66,35 @@ def note_fingerprint(store: MutableMapping[str, Any], fingerprint: str, author: 
         if updated != store.get(key):
             store[key] = updated
     return others
+
+
+def touch_fingerprint(
+    store: MutableMapping[str, Any], schedule: QuietSchedule, scope: str, fingerprint: str, now_ms: int
+) -> None:
+    """Note that this text was seen at `now_ms` (wall clock), for the quiet-time retention."""
+    if not fingerprint:
+        return
+    key = f"fl|{fingerprint}"
+    last = store.get(key)
+    schedule.touch(scope, fingerprint, now_ms, last)
+    if last is None or last // HOUR_MS != now_ms // HOUR_MS:
+        store[key] = now_ms
+
+
+def retire_fingerprints(
+    store: MutableMapping[str, Any], schedule: QuietSchedule, scope: str, quiet_before_ms: int
+) -> int:
+    """Forget the texts of `scope` not seen since before `quiet_before_ms` (wall clock): copies
+    further apart than the quiet time no longer count each other. Returns how many were forgotten."""
+    forgotten = 0
+    for fingerprint in schedule.due(scope, quiet_before_ms):
+        last = store.get(f"fl|{fingerprint}")
+        if last is not None and last < quiet_before_ms:
+            del store[f"fl|{fingerprint}"]
+            if f"fp|{fingerprint}" in store:
+                del store[f"fp|{fingerprint}"]
+            forgotten += 1
+    return forgotten
 
 
 def enrich_placements(

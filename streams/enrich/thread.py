@@ -14,15 +14,17 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
 - Redelivery of an already placed event changes nothing and bumps no revision: that is what makes
   at-least-once delivery safe. An older version of a comment (a `created` replayed after its `edited`)
   never overwrites a newer one.
-- Retention (`retention_ms`, 0: keep everything), applied by `retire` after each batch: a comment's
-  state is retired once its thread's newest event time has passed the comment's last version by
-  `retention_ms` (the thread moved on), and a whole thread once no event has touched it for
-  `retention_ms` of wall-clock time (it went quiet). Each thread's own event time, not the
-  partition's, so that replaying an old archive next to live traffic keeps its threads whole. The
-  thread keeps a horizon, the newest event time it retired: an event for a comment not in the store
-  and posted at or before the horizon may be one seen before, so `place` raises `Retired` (the
-  worker dead-letters it) rather than place it again as new and count it twice. A reply to a
-  retired comment is placed as one whose parent is missing; replies placed before keep their place.
+- Retention, applied by `retire` after each batch, by two rules (0 turns a rule off):
+  `retention_ms` of event time retires a comment's state once its thread's newest event time has
+  passed the comment's last version by that much (the thread moved on; for live streams), and
+  `quiet_ms` of wall clock retires a whole thread once no event has touched it for that long (it
+  went quiet; safe for imports, which feed a thread within minutes whatever its age). Each thread's
+  own event time, not the partition's, so that replaying an old archive next to live traffic keeps
+  its threads whole. The thread keeps a horizon, the newest event time it retired: an event for a
+  comment not in the store and posted at or before the horizon may be one seen before, so `place`
+  raises `Retired` (the worker dead-letters it) rather than place it again as new and count it
+  twice. A reply to a retired comment is placed as one whose parent is missing; replies placed
+  before keep their place.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
   n|thread|comment   -> node dict (see `_node`; "raw": the event's JSON, "pa": its parent author,
@@ -35,12 +37,14 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
                         (re-checked when the author posts again at or before them, since a
                         later-arriving comment can be a closer match)
   x|thread|          -> horizon: the newest event time (ms) of a comment retired from this thread
-  r|thread|          -> [[event_ms, comment_id], ...] sorted: each comment's last version (an entry
-                        older than its comment's last version is stale and skipped)
+  rh|thread|         -> [hour, ...] sorted: the event-time hours of the buckets below
+  rb|thread|hour     -> [[event_ms, comment_id], ...] each comment's last version, by its event hour
+                        (an entry older than its comment's last version is stale and skipped; one
+                        bucket per hour, so that a batch rewrites the new hour's entries, not the
+                        thread's whole schedule; `r|thread|`, one sorted list, is the older form)
   l|thread|          -> [newest event ms, last wall-clock ms an event touched the thread]
-  q|scope            -> [hour, ...] sorted: wall-clock hours in which threads were last touched
-  q|scope|hour       -> [thread, ...] touched in that hour (scope: the caller's partition, so that
-                        each key lives in one changelog partition; stale when touched since)
+  q|scope, q|scope|hour -> the quiet-thread schedule (streams.enrich.quiet; scope: the caller's
+                        partition)
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from typing import Any
 
 import msgspec
 
+from streams.enrich.quiet import HOUR_MS as _HOUR_MS
+from streams.enrich.quiet import QuietSchedule
 from streams.models import CommentEvent
 
 _SEP = "|"
@@ -60,7 +66,6 @@ _SEP = "|"
 _AFTER_ALL = float("inf")
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(CommentEvent)
-_HOUR_MS = 3_600_000
 
 
 class Retired(Exception):
@@ -99,11 +104,19 @@ def _iso(ms: int) -> str:
 
 class ThreadTree:
     def __init__(
-        self, store: MutableMapping[str, Any], *, pending_ttl_ms: int = 3_600_000, retention_ms: int = 0
+        self,
+        store: MutableMapping[str, Any],
+        *,
+        pending_ttl_ms: int = 3_600_000,
+        retention_ms: int = 0,
+        quiet_ms: int = 0,
     ) -> None:
         self.store = store
         self.pending_ttl_ms = pending_ttl_ms
         self.retention_ms = retention_ms
+        self.quiet_ms = quiet_ms
+        self.retains = bool(retention_ms or quiet_ms)
+        self._quiet = QuietSchedule(store, "q")
         #: Which quiet-thread schedule placed threads join (the caller sets its partition before placing).
         self.scope = "0"
         #: Threads placed in since the last `retire`, per scope.
@@ -116,13 +129,12 @@ class ThreadTree:
         thread = event.thread_id
         node_key = _key("n", thread, event.comment_id)
         old = self.store.get(node_key)
-        if old is None and self.retention_ms:
+        if old is None and self.retains:
             horizon = self.store.get(_key("x", thread, ""))
             if horizon is not None and _ms(event.posted_at) <= horizon:
                 raise Retired(
                     f"comment {event.comment_id} was posted at or before {_iso(horizon)}, when thread "
-                    f"{thread}'s state had been retired (state retention {self.retention_ms // 1000} s "
-                    "of event time): it may have been counted already"
+                    f"{thread}'s state had been retired ({self._rules()}): it may have been counted already"
                 )
         if old is not None and old["t_ev"] > event_time_ms(event):
             # An older version arriving late (replay): keep the newer one, re-emit it unchanged.
@@ -136,7 +148,7 @@ class ThreadTree:
         self.store[node_key] = node
         if old is None:
             self._index_author(event)
-        if self.retention_ms:
+        if self.retains:
             self._schedule(node, now_ms=now_ms)
         if by_author and old is None:
             self._index_reply_by_name(event)
@@ -173,60 +185,82 @@ class ThreadTree:
             seen = self.store.get(_key("l", thread, ""))
             if seen is not None:
                 retired += self._retire_older(thread, seen[0] - self.retention_ms)
-        index_key = f"q{_SEP}{self.scope}"
-        hours = self.store.get(index_key) or []
-        quiet_before = now_ms - self.retention_ms
-        kept = [hour for hour in hours if (hour + 1) * _HOUR_MS > quiet_before]
-        for hour in hours[: len(hours) - len(kept)]:
-            bucket_key = f"{index_key}{_SEP}{hour}"
-            for thread in self.store.get(bucket_key) or []:
-                seen = self.store.get(_key("l", thread, ""))
-                if seen is not None and seen[1] < quiet_before:
-                    retired += self._retire_older(thread, _AFTER_ALL)
-                    del self.store[_key("l", thread, "")]
-            if bucket_key in self.store:
-                del self.store[bucket_key]
-        if kept != hours:
-            self.store[index_key] = kept
+        if not self.quiet_ms:
+            return retired
+        quiet_before = now_ms - self.quiet_ms
+        for thread in self._quiet.due(self.scope, quiet_before):
+            seen = self.store.get(_key("l", thread, ""))
+            if seen is not None and seen[1] < quiet_before:
+                retired += self._retire_older(thread, _AFTER_ALL)
+                del self.store[_key("l", thread, "")]
         return retired
+
+    def _rules(self) -> str:
+        rules = []
+        if self.retention_ms:
+            rules.append(f"{self.retention_ms // 1000} s of event time")
+        if self.quiet_ms:
+            rules.append(f"{self.quiet_ms // 1000} s without events")
+        return "state retention " + " or ".join(rules)
 
     def _retire_older(self, thread: str, cutoff_ms: float) -> int:
         """Retire the thread's comments whose last version is older than `cutoff_ms`."""
-        key = _key("r", thread, "")
-        schedule = self.store.get(key) or []
-        due = bisect.bisect_left(schedule, [cutoff_ms])
-        if due == 0:
-            return 0
         retired = 0
-        for event_ms, cid in schedule[:due]:
+        legacy_key = _key("r", thread, "")  # the older form: one sorted list per thread
+        if legacy_key in self.store:
+            legacy = self.store[legacy_key]
+            due = bisect.bisect_left(legacy, [cutoff_ms])
+            retired += self._retire_entries(thread, legacy[:due])
+            self._store_or_delete(legacy_key, legacy[due:])
+        hours_key = _key("rh", thread, "")
+        hours = self.store.get(hours_key) or []
+        emptied = 0
+        for hour in hours:
+            if hour * _HOUR_MS >= cutoff_ms:
+                break
+            bucket_key = _key("rb", thread, str(hour))
+            bucket = self.store.get(bucket_key) or []
+            kept = [entry for entry in bucket if entry[0] >= cutoff_ms]
+            retired += self._retire_entries(thread, [entry for entry in bucket if entry[0] < cutoff_ms])
+            if len(kept) != len(bucket):
+                self._store_or_delete(bucket_key, kept)
+            if kept:
+                break  # the cutoff falls inside this hour: later hours are all newer
+            emptied += 1
+        if emptied:
+            self._store_or_delete(hours_key, hours[emptied:])
+        return retired
+
+    def _retire_entries(self, thread: str, entries: list[list[Any]]) -> int:
+        """Retire the comments of schedule `entries` that are still at that version."""
+        retired = 0
+        for event_ms, cid in entries:
             node = self.store.get(_key("n", thread, cid))
             if node is not None and node["t_ev"] == event_ms:
                 self._retire_node(node)
                 retired += 1
-        self._store_or_delete(key, schedule[due:])
         return retired
 
     def _schedule(self, node: dict[str, Any], *, now_ms: int) -> None:
         """Note the comment's last version for the retention, and that its thread was touched now."""
         thread = node["th"]
-        key = _key("r", thread, "")
-        schedule = self._writable_list(key)
-        bisect.insort(schedule, [node["t_ev"], node["id"]])
-        self.store[key] = schedule
-        self._touched.setdefault(self.scope, set()).add(thread)
+        hour = node["t_ev"] // _HOUR_MS
+        bucket_key = _key("rb", thread, str(hour))
+        bucket = self._writable_list(bucket_key)
+        bucket.append([node["t_ev"], node["id"]])
+        self.store[bucket_key] = bucket
+        hours_key = _key("rh", thread, "")
+        hours = self.store.get(hours_key) or []
+        if hour not in hours:
+            self.store[hours_key] = sorted([*hours, hour])
+        if self.retention_ms:
+            self._touched.setdefault(self.scope, set()).add(thread)
         seen_key = _key("l", thread, "")
         seen = self.store.get(seen_key)
-        hour = now_ms // _HOUR_MS
-        if seen is None or seen[1] // _HOUR_MS != hour:  # joins this hour's quiet-thread schedule
-            index_key = f"q{_SEP}{self.scope}"
-            bucket = self._writable_list(f"{index_key}{_SEP}{hour}")
-            bucket.append(thread)
-            self.store[f"{index_key}{_SEP}{hour}"] = bucket
-            hours = self.store.get(index_key) or []
-            if hour not in hours:
-                self.store[index_key] = sorted([*hours, hour])
+        if self.quiet_ms:
+            self._quiet.touch(self.scope, thread, now_ms, seen[1] if seen else None)
         newest = max(node["t_ev"], seen[0]) if seen else node["t_ev"]
-        if seen is None or seen[0] != newest or seen[1] // _HOUR_MS != hour:
+        if seen is None or seen[0] != newest or seen[1] // _HOUR_MS != now_ms // _HOUR_MS:
             self.store[seen_key] = [newest, now_ms]
 
     def _retire_node(self, node: dict[str, Any]) -> None:

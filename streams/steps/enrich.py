@@ -3,8 +3,9 @@ text features, language, flags) and their deliveries to the windows.
 
 State: the thread tree and the text fingerprints (spam signal), in the stores it is given. With a
 retention, each partition's threads retire what the retention allows after its batch (see
-streams.enrich.thread); an event that may belong to a retired comment is returned in `retired`, for
-the dead letters."""
+streams.enrich.thread), and with a quiet time its fingerprints not seen for that long are
+forgotten; an event that may belong to a retired comment is returned in `retired`, for the dead
+letters."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.enrich.compose import enrich_placements, note_fingerprint
+from streams.enrich.compose import enrich_placements, note_fingerprint, retire_fingerprints, touch_fingerprint
 from streams.enrich.flags import FlagScorer
+from streams.enrich.quiet import QuietSchedule
 from streams.enrich.text import TextFeatures, text_features
 from streams.enrich.thread import Placement, Retired, ThreadTree
 from streams.models import CommentEvent, EnrichedComment
@@ -30,6 +32,8 @@ class EnrichOutput:
     retired: list[tuple[CommentEvent, str]] = field(default_factory=list)
     #: Comments retired from the thread state after this batch.
     retired_state: int = 0
+    #: Text fingerprints forgotten after this batch (not seen for the quiet time).
+    retired_fingerprints: int = 0
 
 
 @dataclass
@@ -42,11 +46,13 @@ class EnrichStep:
     at_partition: Callable[[int], None] = lambda _partition: None
     #: Newest event time seen per input partition ("valid:N"), reported to the windows after each batch.
     progress: dict[str, int] = field(default_factory=dict)
-    #: Thread state retention (0: keep it all; see streams.enrich.thread).
+    #: Thread state retention by event time and by wall-clock quiet time (0: off; see streams.enrich.thread).
     retention_ms: int = 0
+    quiet_ms: int = 0
 
     def __post_init__(self) -> None:
-        self.tree = ThreadTree(self.tree_store, retention_ms=self.retention_ms)
+        self.tree = ThreadTree(self.tree_store, retention_ms=self.retention_ms, quiet_ms=self.quiet_ms)
+        self.fingerprint_schedule = QuietSchedule(self.fingerprint_store, "fq")
 
     def run(self, batches: Sequence[tuple[int, Sequence[CommentEvent]]], *, now_ms: int) -> EnrichOutput:
         """Enrich `batches` ((input partition, its comments in order), ...) as one batch."""
@@ -79,6 +85,10 @@ class EnrichStep:
                     duplicates.append(
                         note_fingerprint(self.fingerprint_store, feats.fingerprint, placement.event.author, posted)
                     )
+                    if self.quiet_ms:
+                        touch_fingerprint(
+                            self.fingerprint_store, self.fingerprint_schedule, tree.scope, feats.fingerprint, now_ms
+                        )
         fan_out = FanOut(self.partitions)
         rows = enrich_placements(placements, features, duplicates, scorer=self.scorer)
         # Tree writes of the routes belong to the partition of each row's thread.
@@ -90,10 +100,21 @@ class EnrichStep:
             thread_id, comment_id = row.event.thread_id, row.event.comment_id
             routes = fan_out.add(row, f"valid:{partition}", tree.window_routes(thread_id, comment_id))
             tree.set_window_routes(thread_id, comment_id, routes)
-        retired_state = 0
-        if self.retention_ms:
+        retired_state = forgotten = 0
+        if self.tree.retains:
             for partition in sorted({partition for partition, _ in batches}):
                 self.at_partition(partition)
                 tree.scope = str(partition)
                 retired_state += tree.retire(now_ms)
-        return EnrichOutput(rows=rows, fan_out=fan_out, received=received, retired=retired, retired_state=retired_state)
+                if self.quiet_ms:
+                    forgotten += retire_fingerprints(
+                        self.fingerprint_store, self.fingerprint_schedule, tree.scope, now_ms - self.quiet_ms
+                    )
+        return EnrichOutput(
+            rows=rows,
+            fan_out=fan_out,
+            received=received,
+            retired=retired,
+            retired_state=retired_state,
+            retired_fingerprints=forgotten,
+        )

@@ -68,6 +68,8 @@ def test_settings_from_environment() -> None:
         ({"STREAMS_PARTITIONS": "eight"}, "expected a int"),
         ({"STREAMS_PARTITIONS": "0"}, ">= 1"),
         ({"STREAMS_SINK_BATCH_SECONDS": "0"}, "SINK_BATCH"),
+        ({"STREAMS_STATE_QUIET_SECONDS": "60"}, "STATE_QUIET_SECONDS must be 0 .off. or at least"),
+        ({"STREAMS_STATE_RETENTION_SECONDS": "-1"}, "STATE_RETENTION_SECONDS must be 0"),
     ],
 )
 def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:

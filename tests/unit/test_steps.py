@@ -133,6 +133,32 @@ def test_enrich_writes_each_threads_state_under_its_own_input_partition(scorer: 
     assert windows >= 3 * len(out.rows)  # thread, trend and author windows at least
 
 
+def test_enrich_forgets_threads_and_texts_quiet_for_the_quiet_time(scorer: FlagScorer) -> None:
+    hour = 3_600_000
+    tree, fingerprints = OwnedStore(), OwnedStore()
+
+    def at(partition: int) -> None:
+        tree.at_partition(partition)
+        fingerprints.at_partition(partition)
+
+    step = EnrichStep(tree, fingerprints, scorer, 4, at_partition=at, quiet_ms=2 * hour)
+    old = [event("thread-a", i, parent=i - 1 if i else None) for i in range(3)]
+    out = step.run([(1, old)], now_ms=0)
+    old_rows = out.rows
+    assert (out.retired_state, out.retired_fingerprints) == (0, 0)
+    assert any(k.startswith("fp|") for k in fingerprints)
+    # Schedules live in the partition they name, like the state they retire.
+    assert {tree.owner[k] for k in tree if k.startswith("q|")} == {1}
+    assert {fingerprints.owner[k] for k in fingerprints if k.startswith(("fq|", "fl|"))} == {1}
+    fresh = msgspec.structs.replace(event("thread-b", 0), body="an entirely different text")
+    out = step.run([(1, [fresh])], now_ms=3 * hour)
+    assert (out.retired_state, out.retired_fingerprints) == (3, len({r.fingerprint for r in old_rows}))
+    assert not any("thread-a" in k for k in tree if not k.startswith("x|"))
+    assert sorted(k for k in fingerprints if k.startswith("fp|")) == [f"fp|{out.rows[0].fingerprint}"]
+    [again] = step.run([(1, [old[0]])], now_ms=3 * hour).retired  # a replay of a retired comment
+    assert "thread-a" in again[1] and "without events" in again[1]
+
+
 def test_authors_count_a_redelivered_comment_once(scorer: FlagScorer) -> None:
     step = EnrichStep({}, {}, scorer, 2)
     rows = step.run([(0, [event("t", i, author="ann") for i in range(3)])], now_ms=0).rows

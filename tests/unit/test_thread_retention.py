@@ -1,5 +1,5 @@
-"""Thread state retention (streams.enrich.thread, `retention_ms`): memory stays bounded, and what
-was retired is never counted twice."""
+"""Thread state retention (streams.enrich.thread, `retention_ms` of event time and `quiet_ms` of
+wall clock): memory stays bounded, and what was retired is never counted twice."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def test_a_thread_that_moved_on_retires_its_old_comments() -> None:
     assert "a|th|bob" not in tree.store and "a|th|yan" in tree.store
 
 
-def test_a_quiet_thread_is_retired_whole_after_the_retention_of_wall_clock() -> None:
-    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+@pytest.mark.parametrize("retention_ms", [0, 2 * HOUR_MS])
+def test_a_quiet_thread_is_retired_whole_after_the_quiet_time_of_wall_clock(retention_ms: int) -> None:
+    tree = ThreadTree({}, retention_ms=retention_ms, quiet_ms=2 * HOUR_MS)
     tree.place(ev("a", "alice", 0), now_ms=0)
     tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
     tree.place(ev("w", "dave", 3, parent_id="never-seen"), now_ms=0)
@@ -50,6 +51,46 @@ def test_a_quiet_thread_is_retired_whole_after_the_retention_of_wall_clock() -> 
     assert tree.retire(now_ms=3 * HOUR_MS) == 3
     assert sorted(tree.store) == ["q|0", "x|th|"]
     assert tree.store["x|th|"] == T0_MS + 3 * MIN_MS
+
+
+def test_the_quiet_rule_alone_keeps_a_thread_fed_in_minutes_whole_however_old() -> None:
+    """The default (quiet time only) is safe for imports: a thread spanning weeks of event time,
+    fed within minutes, keeps every parent, and a re-feed changes nothing."""
+    tree = ThreadTree({}, quiet_ms=7 * 24 * HOUR_MS)
+    minutes = [0, 60 * 24 * 10, 60 * 24 * 30]  # day 0, day 10, day 30
+    for i, minute in enumerate(minutes):
+        tree.place(ev(f"c{i}", f"u{i}", minute, parent_id=f"c{i - 1}" if i else None), now_ms=i * MIN_MS)
+        assert tree.retire(now_ms=i * MIN_MS) == 0
+    [late_reply] = tree.place(ev("late", "lu", 5, parent_id="c0"), now_ms=5 * MIN_MS)  # day 0, fed last
+    assert (late_reply.parent_id, late_reply.depth, late_reply.parent_missing) == ("c0", 1, False)
+    [again] = tree.place(ev("c1", "u1", minutes[1], parent_id="c0"), now_ms=6 * MIN_MS)
+    assert (again.depth, again.revision) == (1, 0)
+    assert tree.retire(now_ms=7 * 24 * HOUR_MS) == 0  # not yet a week after its last event (minute 5)
+    assert tree.retire(now_ms=(7 * 24 + 1) * HOUR_MS) == 4  # a week of silence, checked per hour of wall clock
+    assert not any(k.startswith(("n|", "rb|", "rh|", "a|", "k|", "l|")) for k in tree.store)
+
+
+def test_a_batch_rewrites_the_schedule_of_its_own_event_hour_only() -> None:
+    """The schedule is kept in one bucket per event-time hour, so a long thread's new comment does
+    not rewrite the whole thread's schedule; retiring empties the old hours' buckets."""
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    for i in range(10):  # one comment every 30 minutes: hours 0 to 4
+        tree.place(ev(f"c{i}", "alice", 30 * i), now_ms=0)
+    hours = sorted(k for k in tree.store if k.startswith("rb|"))
+    assert len(hours) == 5 and all(len(tree.store[k]) == 2 for k in hours)
+    assert tree.retire(now_ms=0) == 5  # newest at 4:30: everything before 2:30 goes
+    assert [len(tree.store[k]) for k in sorted(k for k in tree.store if k.startswith("rb|"))] == [1, 2, 2]
+    assert len(tree.store["rh|th|"]) == 3
+
+
+def test_the_older_single_list_schedule_is_still_retired() -> None:
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.store["r|th|"] = [[T0_MS, "a"]]  # the schedule as the previous version wrote it
+    del tree.store[next(k for k in tree.store if k.startswith("rb|"))], tree.store["rh|th|"]
+    tree.place(ev("z", "zed", 200), now_ms=0)
+    assert tree.retire(now_ms=0) == 1
+    assert "r|th|" not in tree.store and "n|th|a" not in tree.store
 
 
 def test_an_old_archive_keeps_its_threads_whole_next_to_newer_traffic() -> None:
@@ -111,10 +152,13 @@ def test_in_order_placements_are_unchanged_while_parents_are_recent(seed: int, n
     rng = random.Random(seed)
     events = _thread_events(rng, n)
     keep_all, bounded = ThreadTree({}), ThreadTree({}, retention_ms=10 * 24 * HOUR_MS)
+    quiet = ThreadTree({}, quiet_ms=HOUR_MS)  # fed within a minute: the quiet rule never applies
     short = ThreadTree({}, retention_ms=2 * HOUR_MS)
     for e in events:
         full = [(p.event.comment_id, p.parent_id, p.depth, p.revision) for p in keep_all.place(e, now_ms=0)]
         assert [(p.event.comment_id, p.parent_id, p.depth, p.revision) for p in bounded.place(e, now_ms=0)] == full
+        assert [(p.event.comment_id, p.parent_id, p.depth, p.revision) for p in quiet.place(e, now_ms=0)] == full
+        assert quiet.retire(now_ms=0) == 0
         short.place(e, now_ms=0)
         short.retire(now_ms=0)
         nodes = [k for k in short.store if k.startswith("n|")]
