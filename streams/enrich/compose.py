@@ -69,23 +69,24 @@ def note_fingerprint(store: MutableMapping[str, Any], fingerprint: str, author: 
 
 
 def touch_fingerprint(
-    store: MutableMapping[str, Any], schedule: QuietSchedule, scope: str, fingerprint: str, now_ms: int
+    store: MutableMapping[str, Any], schedule: QuietSchedule, scope: str, fingerprint: str, at_ms: int
 ) -> None:
-    """Note that this text was seen at `now_ms` (wall clock), for the quiet-time retention."""
+    """Note that this text was seen at `at_ms` (the retention's clock: wall clock or event time)."""
     if not fingerprint:
         return
     key = f"fl|{fingerprint}"
     last = store.get(key)
-    schedule.touch(scope, fingerprint, now_ms, last)
-    if last is None or last // HOUR_MS != now_ms // HOUR_MS:
-        store[key] = now_ms
+    if last is not None and at_ms // HOUR_MS <= last // HOUR_MS:
+        return  # scheduled in this hour or a later one already
+    schedule.touch(scope, fingerprint, at_ms, last)
+    store[key] = at_ms
 
 
 def retire_fingerprints(
     store: MutableMapping[str, Any], schedule: QuietSchedule, scope: str, quiet_before_ms: int
 ) -> int:
-    """Forget the texts of `scope` not seen since before `quiet_before_ms` (wall clock): copies
-    further apart than the quiet time no longer count each other. Returns how many were forgotten."""
+    """Forget the texts of `scope` not seen since before `quiet_before_ms` (on the clock they were
+    touched by): copies further apart than that no longer count each other. Returns how many."""
     forgotten = 0
     for fingerprint in schedule.due(scope, quiet_before_ms):
         last = store.get(f"fl|{fingerprint}")

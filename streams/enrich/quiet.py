@@ -1,9 +1,10 @@
-"""Which names (threads, text fingerprints) went untouched for a while of wall-clock time: the
-schedule behind the quiet-time retention (`STREAMS_STATE_QUIET_SECONDS`).
+"""Which names (threads, text fingerprints) went untouched for a while: the schedule behind the
+quiet-time retention (`STREAMS_STATE_QUIET_SECONDS`, by wall clock) and behind retiring threads the
+partition's event time left behind (`STREAMS_STATE_RETENTION_SECONDS`, by event time).
 
 Pure logic over a key-value store (a Faust Table in the worker). Names are listed in one bucket per
-wall-clock hour in which they were touched, per scope (the caller's input partition, so that each
-key lives in one changelog partition):
+hour (of the caller's clock) in which they were touched, per scope (the caller's input partition,
+so that each key lives in one changelog partition):
 
   {prefix}|scope        -> [hour, ...] sorted: the hours that have a bucket
   {prefix}|scope|hour   -> [name, ...] touched in that hour (stale for names touched since)

@@ -15,16 +15,19 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
   at-least-once delivery safe. An older version of a comment (a `created` replayed after its `edited`)
   never overwrites a newer one.
 - Retention, applied by `retire` after each batch, by two rules (0 turns a rule off):
-  `retention_ms` of event time retires a comment's state once its thread's newest event time has
-  passed the comment's last version by that much (the thread moved on; for live streams), and
   `quiet_ms` of wall clock retires a whole thread once no event has touched it for that long (it
-  went quiet; safe for imports, which feed a thread within minutes whatever its age). Each thread's
-  own event time, not the partition's, so that replaying an old archive next to live traffic keeps
-  its threads whole. The thread keeps a horizon, the newest event time it retired: an event for a
-  comment not in the store and posted at or before the horizon may be one seen before, so `place`
-  raises `Retired` (the worker dead-letters it) rather than place it again as new and count it
-  twice. A reply to a retired comment is placed as one whose parent is missing; replies placed
-  before keep their place.
+  went quiet; the default, safe for imports, which feed a thread within minutes whatever its age).
+  `retention_ms` of event time (for live streams) retires a comment's state once its thread's
+  newest event time has passed the comment's last version by that much (the thread moved on), and
+  a whole thread once the partition's newest event time has passed the thread's newest by that
+  much (the stream moved on: what bounds memory when a stream is replayed faster than real time,
+  where wall-clock quiet never comes). The second half means that an old archive fed next to live
+  traffic with this rule on loses its threads' structure (their replies find no parent): feed
+  backfills with the rule off. The thread keeps a horizon, the newest event time it retired: an
+  event for a comment not in the store and posted at or before the horizon may be one seen
+  before, so `place` raises `Retired` (the worker dead-letters it) rather than place it again as
+  new and count it twice. A reply to a retired comment is placed as one whose parent is missing;
+  replies placed before keep their place.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
   n|thread|comment   -> node dict (see `_node`; "raw": the event's JSON, "pa": its parent author,
@@ -43,8 +46,10 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
                         bucket per hour, so that a batch rewrites the new hour's entries, not the
                         thread's whole schedule; `r|thread|`, one sorted list, is the older form)
   l|thread|          -> [newest event ms, last wall-clock ms an event touched the thread]
-  q|scope, q|scope|hour -> the quiet-thread schedule (streams.enrich.quiet; scope: the caller's
-                        partition)
+  q|scope, q|scope|hour -> threads by the wall-clock hour of their last event (streams.enrich.quiet;
+                        scope: the caller's partition)
+  e|scope, e|scope|hour -> threads by the event-time hour of their newest event
+  c|scope            -> the scope's newest event time (ms) placed
 """
 
 from __future__ import annotations
@@ -117,6 +122,10 @@ class ThreadTree:
         self.quiet_ms = quiet_ms
         self.retains = bool(retention_ms or quiet_ms)
         self._quiet = QuietSchedule(store, "q")
+        #: Threads by the event-time hour of their newest event (the event-time rule's whole threads).
+        self._behind = QuietSchedule(store, "e")
+        #: Newest event time placed per scope since the last `retire` (its clock is kept at c|scope).
+        self._clock: dict[str, int] = {}
         #: Which quiet-thread schedule placed threads join (the caller sets its partition before placing).
         self.scope = "0"
         #: Threads placed in since the last `retire`, per scope.
@@ -185,12 +194,23 @@ class ThreadTree:
             seen = self.store.get(_key("l", thread, ""))
             if seen is not None:
                 retired += self._retire_older(thread, seen[0] - self.retention_ms)
-        if not self.quiet_ms:
-            return retired
-        quiet_before = now_ms - self.quiet_ms
-        for thread in self._quiet.due(self.scope, quiet_before):
+        if self.retention_ms:
+            clock_key = f"c{_SEP}{self.scope}"
+            clock = max(self._clock.pop(self.scope, 0), self.store.get(clock_key) or 0)
+            if clock != self.store.get(clock_key):
+                self.store[clock_key] = clock
+            retired += self._retire_whole(self._behind, clock - self.retention_ms, newest=True)
+        if self.quiet_ms:
+            retired += self._retire_whole(self._quiet, now_ms - self.quiet_ms, newest=False)
+        return retired
+
+    def _retire_whole(self, schedule: QuietSchedule, before_ms: int, *, newest: bool) -> int:
+        """Retire the scope's threads whose newest event time (`newest`) or last wall-clock touch is
+        before `before_ms`."""
+        retired = 0
+        for thread in schedule.due(self.scope, before_ms):
             seen = self.store.get(_key("l", thread, ""))
-            if seen is not None and seen[1] < quiet_before:
+            if seen is not None and seen[0 if newest else 1] < before_ms:
                 retired += self._retire_older(thread, _AFTER_ALL)
                 del self.store[_key("l", thread, "")]
         return retired
@@ -253,13 +273,15 @@ class ThreadTree:
         hours = self.store.get(hours_key) or []
         if hour not in hours:
             self.store[hours_key] = sorted([*hours, hour])
-        if self.retention_ms:
-            self._touched.setdefault(self.scope, set()).add(thread)
         seen_key = _key("l", thread, "")
         seen = self.store.get(seen_key)
+        newest = max(node["t_ev"], seen[0]) if seen else node["t_ev"]
+        if self.retention_ms:
+            self._touched.setdefault(self.scope, set()).add(thread)
+            self._behind.touch(self.scope, thread, newest, seen[0] if seen else None)
+            self._clock[self.scope] = max(newest, self._clock.get(self.scope, newest))
         if self.quiet_ms:
             self._quiet.touch(self.scope, thread, now_ms, seen[1] if seen else None)
-        newest = max(node["t_ev"], seen[0]) if seen else node["t_ev"]
         if seen is None or seen[0] != newest or seen[1] // _HOUR_MS != now_ms // _HOUR_MS:
             self.store[seen_key] = [newest, now_ms]
 

@@ -3,9 +3,9 @@ text features, language, flags) and their deliveries to the windows.
 
 State: the thread tree and the text fingerprints (spam signal), in the stores it is given. With a
 retention, each partition's threads retire what the retention allows after its batch (see
-streams.enrich.thread), and with a quiet time its fingerprints not seen for that long are
-forgotten; an event that may belong to a retired comment is returned in `retired`, for the dead
-letters."""
+streams.enrich.thread), and its fingerprints not seen for the retention (of the partition's event
+time when the event-time rule is on, else the quiet time of wall clock) are forgotten; an event
+that may belong to a retired comment is returned in `retired`, for the dead letters."""
 
 from __future__ import annotations
 
@@ -85,9 +85,12 @@ class EnrichStep:
                     duplicates.append(
                         note_fingerprint(self.fingerprint_store, feats.fingerprint, placement.event.author, posted)
                     )
-                    if self.quiet_ms:
+                    if self.tree.retains:
+                        # The event-time rule's clock when it is on (a replay faster than real time
+                        # never goes quiet by the wall clock), else the wall clock.
+                        at = posted if self.retention_ms else now_ms
                         touch_fingerprint(
-                            self.fingerprint_store, self.fingerprint_schedule, tree.scope, feats.fingerprint, now_ms
+                            self.fingerprint_store, self.fingerprint_schedule, tree.scope, feats.fingerprint, at
                         )
         fan_out = FanOut(self.partitions)
         rows = enrich_placements(placements, features, duplicates, scorer=self.scorer)
@@ -106,10 +109,12 @@ class EnrichStep:
                 self.at_partition(partition)
                 tree.scope = str(partition)
                 retired_state += tree.retire(now_ms)
-                if self.quiet_ms:
-                    forgotten += retire_fingerprints(
-                        self.fingerprint_store, self.fingerprint_schedule, tree.scope, now_ms - self.quiet_ms
-                    )
+                if self.retention_ms:
+                    newest = self.progress.get(f"valid:{partition}", 0)
+                    before = newest - self.retention_ms
+                else:
+                    before = now_ms - self.quiet_ms
+                forgotten += retire_fingerprints(self.fingerprint_store, self.fingerprint_schedule, tree.scope, before)
         return EnrichOutput(
             rows=rows,
             fan_out=fan_out,

@@ -159,6 +159,19 @@ def test_enrich_forgets_threads_and_texts_quiet_for_the_quiet_time(scorer: FlagS
     assert "thread-a" in again[1] and "without events" in again[1]
 
 
+def test_enrich_with_the_event_time_rule_forgets_what_the_partition_left_behind(scorer: FlagScorer) -> None:
+    """A replay faster than real time never goes quiet by the wall clock: with the event-time rule,
+    threads and texts the partition's event time has left behind by the retention are forgotten."""
+    hour = 3_600_000
+    step = EnrichStep({}, {}, scorer, 4, retention_ms=2 * hour)
+    old = [event("thread-a", i, parent=i - 1 if i else None) for i in range(3)]
+    old_rows = step.run([(2, old)], now_ms=0).rows
+    later = msgspec.structs.replace(event("thread-b", 0), body="much later", posted_at=START + timedelta(hours=4))
+    out = step.run([(2, [later])], now_ms=0)  # the same wall-clock moment
+    assert (out.retired_state, out.retired_fingerprints) == (3, len({r.fingerprint for r in old_rows}))
+    assert not any(k.startswith("n|thread-a|") for k in step.tree_store)
+
+
 def test_authors_count_a_redelivered_comment_once(scorer: FlagScorer) -> None:
     step = EnrichStep({}, {}, scorer, 2)
     rows = step.run([(0, [event("t", i, author="ann") for i in range(3)])], now_ms=0).rows

@@ -49,7 +49,8 @@ def test_a_quiet_thread_is_retired_whole_after_the_quiet_time_of_wall_clock(rete
     tree.place(ev("w", "dave", 3, parent_id="never-seen"), now_ms=0)
     assert tree.retire(now_ms=HOUR_MS) == 0
     assert tree.retire(now_ms=3 * HOUR_MS) == 3
-    assert sorted(tree.store) == ["q|0", "x|th|"]
+    # Only the horizon and the scope's schedules (an emptied index, a stale event-time bucket) stay.
+    assert {k for k in tree.store if not k.startswith(("q|", "e|", "c|"))} == {"x|th|"}
     assert tree.store["x|th|"] == T0_MS + 3 * MIN_MS
 
 
@@ -93,14 +94,32 @@ def test_the_older_single_list_schedule_is_still_retired() -> None:
     assert "r|th|" not in tree.store and "n|th|a" not in tree.store
 
 
-def test_an_old_archive_keeps_its_threads_whole_next_to_newer_traffic() -> None:
-    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+def test_an_old_archive_keeps_its_threads_whole_next_to_newer_traffic_by_default() -> None:
+    tree = ThreadTree({}, quiet_ms=7 * 24 * HOUR_MS)
     live = msgspec.structs.replace(ev("now", "nina", 10**6), thread_id="live")  # another thread, years later
     tree.place(live, now_ms=0)
     tree.place(ev("a", "alice", 0), now_ms=0)
     tree.retire(now_ms=0)
     [reply] = tree.place(ev("b", "bob", 1, parent_id="a"), now_ms=0)
     assert (reply.parent_id, reply.depth, reply.parent_missing) == ("a", 1, False)
+
+
+def test_a_thread_the_partitions_event_time_left_behind_is_retired_whole() -> None:
+    """With the event-time rule, a thread whose newest event is the retention behind the newest
+    event of its partition goes whole (what bounds memory in a replay faster than real time)."""
+    tree = ThreadTree({}, retention_ms=2 * HOUR_MS)
+    tree.place(ev("a", "alice", 0), now_ms=0)
+    tree.place(ev("b", "bob", 30, parent_id="a"), now_ms=0)
+    other = [msgspec.structs.replace(ev(f"o{m}", "olga", m), thread_id="other") for m in (100, 170, 181)]
+    tree.place(other[0], now_ms=0)
+    assert tree.retire(now_ms=0) == 0
+    tree.place(other[1], now_ms=0)  # 2:20 past b, but not past the end of b's hour (checked per hour)
+    assert tree.retire(now_ms=0) == 0
+    tree.place(other[2], now_ms=0)  # 2 h past the end of b's hour
+    assert tree.retire(now_ms=0) == 2
+    assert sorted(k for k in tree.store if k.startswith("n|")) == ["n|other|o100", "n|other|o170", "n|other|o181"]
+    with pytest.raises(Retired):
+        tree.place(ev("b", "bob", 30, parent_id="a"), now_ms=0)  # a replay
 
 
 def test_an_event_of_a_retired_comment_is_refused_not_placed_again() -> None:
