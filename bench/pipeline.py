@@ -622,6 +622,8 @@ def run_project(
     broker_at_end: ProcSample | None = None
     last_report = 0.0
     landed = 0
+    # RSS of each worker process as each tenth of the rows lands: flat memory shows within one run.
+    rss_by_landed: list[dict[str, Any]] = []
     try:
         while time.perf_counter() < deadline:
             if not worker.running():
@@ -641,6 +643,9 @@ def run_project(
                 landed = int(scalar(client, "SELECT count() FROM comments"))
                 if landed and t_first is None:
                     t_first = now
+                if landed * 10 >= (len(rss_by_landed) + 1) * (work.visible + work.deleted):
+                    rss = {str(pid): round(x.rss_mb, 1) for pid, x in sorted(watch.sample().items())}
+                    rss_by_landed.append({"rows_landed": landed, "rss_mb": rss})
                 if t_comments is None and landed >= work.visible:
                     final = int(scalar(client, "SELECT count() FROM comments FINAL"))
                     edited = int(scalar(client, "SELECT countIf(edited_at IS NOT NULL) FROM comments FINAL"))
@@ -695,6 +700,7 @@ def run_project(
             else None,
         }
     )
+    result["rss_by_rows_landed"] = rss_by_landed
     result["processes"] = [
         {
             "pid": s.pid,

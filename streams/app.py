@@ -11,6 +11,7 @@ from typing import Any
 import faust
 
 from streams import kafka_consumer, topics
+from streams.batches import envelope_buffer
 from streams.kafka_security import faust_credentials
 from streams.models import MAX_MESSAGE_BYTES
 from streams.settings import Settings, load_settings
@@ -62,8 +63,14 @@ app = faust.App(
 )
 
 
-def topic(name: str, **kwargs: Any) -> faust.TopicT:
-    return app.topic(settings.topic(name), partitions=settings.partitions, **kwargs)
+def topic(name: str, *, maxsize: int | None = None) -> faust.TopicT:
+    """`maxsize`: how many messages an agent's stream of it may buffer (None: Faust's default)."""
+    created = app.topic(settings.topic(name), partitions=settings.partitions)
+    if maxsize is not None:
+        # App.topic takes `maxsize` but does not pass it on (faust-streaming 0.15.3): set it on the
+        # topic, which its agents' channels are cloned from.
+        created.maxsize = maxsize
+    return created
 
 
 def table(name: str, help: str) -> faust.Table[str, Any]:
@@ -73,13 +80,16 @@ def table(name: str, help: str) -> faust.Table[str, Any]:
     return created
 
 
+#: Topics of envelopes (streams/batches.py) buffer fewer messages than Faust's default, which counts
+#: single comments (see batches.ENVELOPE_BUFFER_AT_BASE).
+_ENVELOPES = envelope_buffer(settings.partitions)
 raw_topic = topic(topics.RAW)
-valid_topic = topic(topics.VALID)
-authored_topic = topic(topics.AUTHORED)
-enriched_topic = topic(topics.ENRICHED)
+valid_topic = topic(topics.VALID, maxsize=_ENVELOPES)
+authored_topic = topic(topics.AUTHORED, maxsize=_ENVELOPES)
+enriched_topic = topic(topics.ENRICHED, maxsize=_ENVELOPES)
 flagged_topic = topic(topics.FLAGGED)
 dlq_topic = topic(topics.DLQ)
-windows_input_topic = topic(topics.WINDOWS_INPUT)
-activity_windows_topic = topic(topics.ACTIVITY_WINDOWS)
+windows_input_topic = topic(topics.WINDOWS_INPUT, maxsize=_ENVELOPES)
+activity_windows_topic = topic(topics.ACTIVITY_WINDOWS, maxsize=_ENVELOPES)
 alerts_topic = topic(topics.ALERTS)
 late_topic = topic(topics.LATE)

@@ -44,6 +44,19 @@ def envelopes_per_batch(at_base: int, partitions: int) -> int:
     return at_base * max(1, -(-partitions // BASE_PARTITIONS))
 
 
+#: How many envelopes an agent's stream may hold read but unprocessed, with BASE_PARTITIONS: three
+#: of the largest batch an agent takes (the windows', 20). Faust's own limit (stream_buffer_maxsize,
+#: 4,096 messages) is sized for single comments; with envelopes of up to ENVELOPE_TARGET_BYTES
+#: each, agents that fell behind the ones upstream held hundreds of MB of them (a 1M-event replay
+#: grew ~1.5 KB of RSS per comment while the windows and authors agents lagged).
+ENVELOPE_BUFFER_AT_BASE = 64
+
+
+def envelope_buffer(partitions: int) -> int:
+    """The stream buffer (messages) of a topic that carries envelopes."""
+    return envelopes_per_batch(ENVELOPE_BUFFER_AT_BASE, partitions)
+
+
 _PREFIX = b'{"v":%d,"items":[' % ENVELOPE_VERSION
 _SUFFIX = b"]}"
 _ENCODER = msgspec.json.Encoder()

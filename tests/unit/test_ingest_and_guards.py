@@ -87,3 +87,27 @@ def test_author_stats_count_each_comment_once() -> None:
     assert reflagged.flagged_count == 1
     s = observe(store, thread_id="t2", comment_id="c2", flagged=True, author="ann", posted_ms=1000)
     assert (s.comment_count, s.flagged_count, s.thread_count, s.first_seen_ms) == (2, 2, 2, 1000)
+
+
+def test_every_setting_is_in_the_readmes_settings_table() -> None:
+    """Docs match the code: each STREAMS_* setting has a row (`A` / `_B` names A's prefix + B)."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from streams.settings import ENV_PREFIX, Settings
+
+    known = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented: set[str] = set()
+    for row in re.findall(r"^\| (`STREAMS_[^|]+)\|", readme, flags=re.M):
+        names = re.findall(r"`([A-Z_]+)`", row)
+        first = names[0]
+        documented.add(first)
+        for suffix in names[1:]:
+            if suffix.startswith(ENV_PREFIX):
+                documented.add(suffix)
+                continue
+            cuts = [i for i, c in enumerate(first) if c == "_"]
+            documented.update(first[:i] + suffix for i in cuts if first[:i] + suffix in known)
+    assert known - documented == set()

@@ -182,6 +182,28 @@ def test_authors_count_a_redelivered_comment_once(scorer: FlagScorer) -> None:
     assert [r.author_comment_count for r in again] == [3, 3, 3]
 
 
+def test_topics_of_envelopes_buffer_a_few_batches_not_4096_messages() -> None:
+    """Faust buffers up to 4,096 messages per agent stream; an envelope is up to 512 KB, so the
+    topics that carry them are given a buffer of a few batches (it grows with the partitions)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import json; from streams import app; from streams.batches import envelope_buffer; "
+        "names = ['raw_topic', 'valid_topic', 'authored_topic', 'enriched_topic', 'windows_input_topic', "
+        "'activity_windows_topic']; "
+        "print(json.dumps([envelope_buffer(8)] + [getattr(app, n).clone().maxsize for n in names]))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "STREAMS_PARTITIONS": "8", "HOME": str(Path.home())}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected, raw, *enveloped = json.loads(out.stdout.strip().splitlines()[-1])
+    assert expected == 128 and raw is None and enveloped == [expected] * 5
+
+
 # ------------------------------------------------------------------------------------------ windows
 
 
