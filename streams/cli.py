@@ -66,6 +66,7 @@ def worker(
     settings = _settings()
     if processes > 1:
         raise typer.Exit(_supervise(settings, processes, loglevel))
+    limit_malloc_arenas(settings.malloc_arenas)  # before ClickHouse and Kafka start their threads
     from streams.clickhouse.client import ClickHouseUnavailable, connect
     from streams.clickhouse.migrations import MigrationError, migrate
 
@@ -149,6 +150,30 @@ GC_YOUNG_THRESHOLD = 50_000
 #: worker that showed as multi-second latency tails. Cycles are rare in our data (JSON-like
 #: values); what asyncio and Faust leave in cycles dies young and goes with the young collections.
 GC_FULL_AFTER = 1_000
+
+
+#: mallopt's M_ARENA_MAX (glibc's malloc.h).
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas at `arenas` (0: leave glibc's default); True if it was set.
+
+    glibc gives threads that allocate at once arenas of their own, up to 8 per core, and memory
+    freed in one is reused only by allocations that land in it. The worker runs ~160 threads
+    (ClickHouse's pools, Kafka clients, asyncio executors), and envelopes of up to 512 KB come
+    and go through them, so RSS kept growing with the comments seen although the state did not
+    (bench/RESULTS.md, 1M events). Must run before those threads start."""
+    if arenas <= 0 or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to cap
+        return False
 
 
 def freeze_long_lived_objects() -> None:

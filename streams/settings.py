@@ -72,6 +72,8 @@ class Settings:
     #: this long (wall clock): what keeps memory bounded by default (7 days; 0: keep forever).
     #: An import feeds a thread within minutes, so this never splits one.
     state_quiet_seconds: float = 604_800.0
+    #: glibc malloc arenas of a worker process (0: glibc's default, 8 per core): see cli.limit_malloc_arenas.
+    malloc_arenas: int = 2
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
     #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and
