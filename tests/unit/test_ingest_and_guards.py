@@ -111,3 +111,13 @@ def test_every_setting_is_in_the_readmes_settings_table() -> None:
             cuts = [i for i, c in enumerate(first) if c == "_"]
             documented.update(first[:i] + suffix for i in cuts if first[:i] + suffix in known)
     assert known - documented == set()
+
+
+def test_malloc_arenas_are_capped_on_glibc_and_left_alone_at_zero() -> None:
+    import platform
+
+    from streams.cli import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(2) is True
