@@ -32,7 +32,7 @@ class EnrichOutput:
     retired: list[tuple[CommentEvent, str]] = field(default_factory=list)
     #: Comments retired from the thread state after this batch.
     retired_state: int = 0
-    #: Text fingerprints forgotten after this batch (not seen for the quiet time).
+    #: Text fingerprints forgotten after this batch (not seen for the retention or the quiet time).
     retired_fingerprints: int = 0
 
 

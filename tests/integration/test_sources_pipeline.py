@@ -273,6 +273,10 @@ def test_feed_follow_tails_a_growing_file_and_ctrl_c_reports_the_acks(pipeline: 
         env=pipeline.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A suite started in the background (`nohup make test &`) ignores SIGINT, and an ignored
+        # signal stays ignored across exec, so Python would never raise KeyboardInterrupt: what a
+        # terminal's Ctrl-C delivers is the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         base = {"source": "live", "thread_id": "live-1", "author": "tail", "posted_at": "2024-01-01T00:00:00Z"}
