@@ -113,6 +113,7 @@ class Enrich:
         for source in list(self.step.progress):
             if int(source.partition(":")[2]) not in assigned:
                 del self.step.progress[source]
+                self.step.advanced_at.pop(source, None)
                 self.last_read.pop(source, None)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
@@ -124,7 +125,8 @@ class Enrich:
                 batches.append((event.message.partition, comments))
                 self.last_read[f"valid:{event.message.partition}"] = event.message
                 envelope_of.update((id(c), event) for c in comments)
-        out = self.step.run(batches, now_ms=int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        out = self.step.run(batches, now_ms=now_ms)
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
         metrics.STATE_RETIRED.labels("thread_state").inc(out.retired_state)
         metrics.STATE_RETIRED.labels("fingerprints").inc(out.retired_fingerprints)
@@ -137,7 +139,7 @@ class Enrich:
                 item=f"{comment.comment_id}|{comment.event_id}",
             )
         self._forget_revoked()
-        out.fan_out.add_progress(self.step.progress, caught_up(self.last_read))
+        out.fan_out.add_progress(self.step.progress, caught_up(self.last_read), self.step.advanced_at, now_ms)
         # An author's comments go to one comments.authored partition (their stats live there).
         by_author = group_by_partition(out.rows, lambda r: partition_of(r.event.author, settings.partitions))
         sent = await send_envelopes(authored_topic, by_author, agent="enrich", label=topics.AUTHORED)

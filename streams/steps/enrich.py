@@ -46,6 +46,8 @@ class EnrichStep:
     at_partition: Callable[[int], None] = lambda _partition: None
     #: Newest event time seen per input partition ("valid:N"), reported to the windows after each batch.
     progress: dict[str, int] = field(default_factory=dict)
+    #: Wall time (ms) each input partition's newest event time last advanced (see FanOut.add_progress).
+    advanced_at: dict[str, int] = field(default_factory=dict)
     #: Thread state retention by event time and by wall-clock quiet time (0: off; see streams.enrich.thread).
     retention_ms: int = 0
     quiet_ms: int = 0
@@ -70,7 +72,9 @@ class EnrichStep:
             source = f"valid:{partition}"
             for comment in comments:
                 posted_ms = int(comment.posted_at.timestamp() * 1000)
-                self.progress[source] = max(posted_ms, self.progress.get(source, posted_ms))
+                if posted_ms > self.progress.get(source, -1):
+                    self.progress[source] = posted_ms
+                    self.advanced_at[source] = now_ms
                 try:
                     placed = tree.place(comment, now_ms=now_ms)
                 except Retired as exc:

@@ -42,6 +42,10 @@ class WindowDelivery(msgspec.Struct, frozen=True, kw_only=True):
     progress_ms: int = 0
     #: With a progress report: `source` has been consumed to its end (nothing more to send for now).
     caught_up: bool = False
+    #: With a progress report: the sender's wall time, and when it last saw `source` advance or
+    #: still had some of it to read (0 in envelopes written before: timed by the windows' clock).
+    clock_ms: int = 0
+    fresh_ms: int = 0
     tick_ms: int = 0
 
 
@@ -109,15 +113,28 @@ class FanOut:
             )
         return routes
 
-    def add_progress(self, progress: dict[str, int], caught_up: set[str]) -> None:
+    def add_progress(
+        self, progress: dict[str, int], caught_up: set[str], advanced_at: dict[str, int], now_ms: int
+    ) -> None:
         """Tell every windows partition how far (in event time) each upstream source has sent.
 
         Upstream partitions are consumed at different speeds; a windows partition fed by several
         of them must not let the fastest one close windows the slower ones still have comments for.
-        Added last, so each partition reads them after the batch's deliveries.
+        Each report carries this sender's clock (`now_ms`) and when the source was last fresh: when
+        its event time last advanced (`advanced_at`), or now while it is not read to its end (its
+        items are on their way, however old). The windows time idleness by that clock, not by when
+        they happen to read the report. Added last, so each partition reads them after the batch's
+        deliveries.
         """
         for source, event_ms in progress.items():
-            report = WindowDelivery(source=source, progress_ms=event_ms, caught_up=source in caught_up)
+            done = source in caught_up
+            report = WindowDelivery(
+                source=source,
+                progress_ms=event_ms,
+                caught_up=done,
+                clock_ms=now_ms,
+                fresh_ms=advanced_at.get(source, now_ms) if done else now_ms,
+            )
             for partition in range(self.partitions):
                 self.by_partition[partition].append(report)
 
@@ -142,7 +159,15 @@ def apply(
                 out.extend(engine.process(partition, kind, key, item, now_ms, source, remove=remove))
         elif delivery.source:
             out.extend(
-                engine.progress(partition, delivery.source, delivery.progress_ms, now_ms, caught_up=delivery.caught_up)
+                engine.progress(
+                    partition,
+                    delivery.source,
+                    delivery.progress_ms,
+                    now_ms,
+                    caught_up=delivery.caught_up,
+                    clock_ms=delivery.clock_ms,
+                    fresh_ms=delivery.fresh_ms,
+                )
             )
         else:
             out.extend(engine.tick(partition, now_ms))

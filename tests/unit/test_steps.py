@@ -212,7 +212,7 @@ def test_fan_out_and_apply_count_every_comment_in_its_thread_window(scorer: Flag
     fan_out = FanOut(2)
     for row in rows:
         fan_out.add(row, "valid:0", [])
-    fan_out.add_progress({"valid:0": int((START + timedelta(hours=2)).timestamp() * 1000)}, set())
+    fan_out.add_progress({"valid:0": int((START + timedelta(hours=2)).timestamp() * 1000)}, set(), {}, 0)
     for partition, deliveries in fan_out.by_partition.items():
         assert all(windows_partition(kind, key, 2) == partition for d in deliveries for kind, key in d.routes), (
             "a delivery on the wrong partition"
@@ -228,6 +228,23 @@ def test_fan_out_and_apply_count_every_comment_in_its_thread_window(scorer: Flag
         apply(engine, partition, [WindowDelivery(tick_ms=1)], 10**12, out)
     thread_rows = [w for w in out.windows if w.kind == "thread_1m" and w.key == "t"]
     assert sum(w.comments for w in thread_rows) == 10
+
+
+def test_progress_reports_carry_the_senders_clock_and_when_each_source_was_fresh(scorer: FlagScorer) -> None:
+    """A source read to its end was fresh when its event time last advanced; one with more to read
+    is fresh now (its items are on their way, however old they are)."""
+    step = EnrichStep({}, {}, scorer, 2)
+    step.run([(0, [event("t", 0)]), (1, [event("u", 0)])], now_ms=1_000)
+    step.run([(0, [event("t", 0)]), (1, [event("u", 5)])], now_ms=9_000)  # valid:0 did not advance
+    assert step.advanced_at == {"valid:0": 1_000, "valid:1": 9_000}
+    fan_out = FanOut(2)
+    fan_out.add_progress(step.progress, {"valid:0"}, step.advanced_at, 9_500)
+    reports = {(p, d.source): d for p, ds in fan_out.by_partition.items() for d in ds}
+    assert len(reports) == 4  # every source to every windows partition
+    for partition in (0, 1):
+        done, pending = reports[(partition, "valid:0")], reports[(partition, "valid:1")]
+        assert (done.caught_up, done.clock_ms, done.fresh_ms) == (True, 9_500, 1_000)
+        assert (pending.caught_up, pending.clock_ms, pending.fresh_ms) == (False, 9_500, 9_500)
 
 
 def test_apply_reads_single_window_deliveries_as_written_before_routes(scorer: FlagScorer) -> None:

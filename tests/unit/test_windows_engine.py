@@ -1075,6 +1075,57 @@ def test_a_source_silent_past_source_idle_no_longer_holds_windows() -> None:
     assert any(r.kind == "thread_1m" for r in out.windows)
 
 
+def test_a_backlog_read_after_a_pause_is_timed_by_the_clock_it_was_sent_with() -> None:
+    """This windows partition is read minutes late (its consumer lagged): the first source read
+    after the pause must not look live while the others, queued behind it, look idle. Timed by the
+    windows' wall clock, the fast source's items closed 24 minutes of windows early (the slow
+    source's queued comment became a correction, or beyond retention a late event)."""
+    engine = WindowEngine(WindowConfig(source_idle_ms=120_000), {})
+    sent = NOW  # enrich's clock when it wrote these reports and items, one batch apart
+    engine.progress(0, "valid:0", T0, NOW, clock_ms=sent, fresh_ms=sent)
+    engine.progress(0, "valid:1", T0, NOW, clock_ms=sent, fresh_ms=sent)
+    read = NOW + 300_000  # the rest of the backlog is read five minutes later
+    for i in range(30):  # the fast source's batch, then its report ...
+        engine.process(0, "thread_1m", "t1", item(f"f{i}", T0 + i * MIN, thread="t1"), read, source="valid:0")
+    engine.progress(0, "valid:0", T0 + 29 * MIN, read, clock_ms=sent + 1_000, fresh_ms=sent + 1_000)
+    assert engine.watermark(0) == T0 - LATENESS  # the slow source's report is older than 120 s of *its* clock
+    out = engine.process(0, "thread_1m", "t2", item("s1", T0 + 30_000, thread="t2"), read, source="valid:1")
+    assert not out
+    out = engine.progress(0, "valid:1", T0 + 29 * MIN, read, clock_ms=sent + 1_000, fresh_ms=sent + 1_000)
+    first = [r for r in out.windows if dt_to_ms(r.window_start) == T0]
+    assert sorted((r.key, r.comments, r.version) for r in first) == [("t1", 1, 1), ("t2", 1, 1)]
+
+
+def test_a_source_with_more_to_read_holds_the_watermark_while_its_event_time_stands_still() -> None:
+    """A source whose unread items are old (a backfill queued on its partition) reports no newer
+    event time for minutes; while it is not read to its end it stays live (fresh_ms is now)."""
+    engine = WindowEngine(WindowConfig(source_idle_ms=60_000), {})
+    engine.progress(0, "valid:1", T0, NOW, clock_ms=NOW, fresh_ms=NOW)
+    engine.process(0, "thread_1m", "t1", item("f0", T0 + 20 * MIN), NOW, source="valid:0")
+    later = NOW + 10 * MIN
+    engine.progress(0, "valid:1", T0, later, clock_ms=later, fresh_ms=later)
+    assert engine.watermark(0) == T0 - LATENESS
+    # Read to its end and not advancing for source_idle on the sender's clock: it stops holding.
+    engine.progress(0, "valid:1", T0, later, clock_ms=later, fresh_ms=later, caught_up=True)
+    engine.progress(0, "valid:1", T0, later, clock_ms=later + 59_000, fresh_ms=later, caught_up=True)
+    assert engine.watermark(0) == T0 - LATENESS
+    engine.progress(0, "valid:1", T0, later, clock_ms=later + 60_000, fresh_ms=later, caught_up=True)
+    assert engine.watermark(0) == T0 + 20 * MIN - LATENESS
+
+
+def test_idle_handling_counts_the_quiet_since_the_last_report_on_the_senders_clock() -> None:
+    """Once nothing more arrives, the quiet time here adds to the sender's clock: a source that
+    was still sending holds the idle flush only until it has been silent for source_idle."""
+    engine = WindowEngine(WindowConfig(idle_timeout_ms=3_000, source_idle_ms=60_000), {})
+    engine.tick(0, NOW)
+    sent = NOW - 3_600_000  # the sender's clock runs an hour behind this one: only differences count
+    engine.progress(0, "valid:1", T0, NOW, clock_ms=sent, fresh_ms=sent)
+    engine.process(0, "thread_1m", "t1", item("f0", T0 + 20 * MIN), NOW, source="valid:0")
+    assert not engine.tick(0, NOW + 30_000).windows  # valid:1 was sending 30 s ago: not idle yet
+    out = engine.tick(0, NOW + 60_000)
+    assert any(r.kind == "thread_1m" for r in out.windows)
+
+
 class CopiesAllButBuckets(dict[str, Any]):
     """Hands out the stored bucket objects ("b:" keys) and copies of the rest, as the worker's
     StagedTable does for the windows (the engine changes its metadata and indexes in place)."""

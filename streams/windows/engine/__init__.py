@@ -94,7 +94,9 @@ Store layout (all values JSON plain data, every key includes the partition, whol
 written back after every change)::
 
     p:{p}                          {"max","wm","closed","arr"}   event max, watermark, last emitted
-                                   boundary, last arrival (wall ms)
+                                   boundary, last arrival (wall ms); with upstream sources also
+                                   "src" {source: [event ms, advanced at, caught up]}, "clk" (the
+                                   upstream clock of the newest report) and "clw" (when it was read)
     a:{p}                          {kind: [minute_ms, ...]}      minutes that have buckets
     i:{p}:{kind}:{minute}          {key: 1}                      keys with a bucket in that minute
     b:{p}:{kind}:{minute}:{key}    {comment_id: [author, flags, toxicity, depth, posted_at_ms, thread]}

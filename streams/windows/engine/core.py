@@ -154,13 +154,21 @@ class WindowEngine(_Detecting):
         if t > meta["max"]:
             meta["max"] = t
         if source is not None:
-            self._note_source(meta, source, t, now_ms)
+            self._note_source(meta, source, t, meta.get("clk", now_ms))
         self._raise_watermark(partition, meta, now_ms, out)
         store[mkey] = meta
         return out
 
     def progress(
-        self, partition: int, source: str, event_ms: int, now_ms: int, *, caught_up: bool = False
+        self,
+        partition: int,
+        source: str,
+        event_ms: int,
+        now_ms: int,
+        *,
+        caught_up: bool = False,
+        clock_ms: int = 0,
+        fresh_ms: int = 0,
     ) -> EngineOutput:
         """An upstream partition (``source``) has sent everything up to event time ``event_ms``;
         ``caught_up``: its consumer has read it to the end (nothing more to send for now).
@@ -173,6 +181,13 @@ class WindowEngine(_Detecting):
         yet. Caught up only matters for idleness: while a live source that is *not* caught up is
         behind the newest event here, the partition is not idle (its items are on their way).
         Without sources it is the newest event here, as before.
+
+        ``clock_ms`` is the upstream's wall time when it sent the report and ``fresh_ms`` when it
+        last saw the source advance (or still had some of it to read). Given those, a source's
+        idleness is measured on that clock, carried in the stream, not on this partition's wall
+        clock: a backlog read here after a pause (this consumer lagging, a rebalance) would
+        otherwise make the first sources read look live and the others idle, and their queued items
+        late. Reports without them (older envelopes) are timed by ``now_ms``, as before.
         """
         out = EngineOutput()
         self._session.setdefault(partition, now_ms)
@@ -181,38 +196,59 @@ class WindowEngine(_Detecting):
         if meta is None:
             meta = {"max": event_ms, "wm": event_ms - self._lateness, "closed": _floor(event_ms - self._lateness)}
             meta["arr"] = now_ms
-        self._note_source(meta, source, event_ms, now_ms, caught_up)
+        if clock_ms:
+            meta["clk"] = max(meta.get("clk", 0), clock_ms)
+            meta["clw"] = now_ms
+            self._note_source(meta, source, event_ms, fresh_ms or clock_ms, caught_up, fresh=bool(fresh_ms))
+        else:
+            self._note_source(meta, source, event_ms, meta.get("clk", now_ms), caught_up)
         self._raise_watermark(partition, meta, now_ms, out)
         self._store[mkey] = meta
         return out
 
     @staticmethod
-    def _note_source(meta: dict[str, Any], source: str, event_ms: int, now_ms: int, caught_up: bool = False) -> None:
-        """Record a source as [newest event time, wall time it last advanced, caught up]."""
+    def _note_source(
+        meta: dict[str, Any], source: str, event_ms: int, at_ms: int, caught_up: bool = False, *, fresh: bool = False
+    ) -> None:
+        """Record a source as [newest event time, (source) clock time it last advanced, caught up];
+        ``fresh``: ``at_ms`` is the upstream's own word for when it last advanced, taken as it is."""
         sources = dict(meta.get("src") or {})
         seen = sources.get(source)
-        if seen is None or event_ms > seen[0]:
-            sources[source] = [event_ms, now_ms, int(caught_up)]
+        if seen is None:
+            sources[source] = [event_ms, at_ms, int(caught_up)]
+        elif fresh:
+            sources[source] = [max(seen[0], event_ms), max(seen[1], at_ms), int(caught_up)]
+        elif event_ms > seen[0]:
+            sources[source] = [event_ms, max(seen[1], at_ms), int(caught_up)]
         else:
             sources[source] = [seen[0], seen[1], int(caught_up)]
         meta["src"] = sources
 
-    def _live_sources(self, meta: dict[str, Any], now_ms: int) -> list[list[int]]:
-        """The sources whose event time advanced within ``source_idle_ms``: [event time, advanced, caught up]."""
+    def _live_sources(self, meta: dict[str, Any], clock_ms: int) -> list[list[int]]:
+        """The sources whose event time advanced within ``source_idle_ms`` of ``clock_ms`` (the
+        partition's source clock: `_source_clock`): [event time, advanced, caught up]."""
         sources: dict[str, list[int]] = meta.get("src") or {}
-        return [s for s in sources.values() if now_ms - s[1] < self.config.source_idle_ms]
+        return [s for s in sources.values() if clock_ms - s[1] < self.config.source_idle_ms]
 
-    def _live_sources_min(self, partition: int, meta: dict[str, Any], now_ms: int) -> float:
+    @staticmethod
+    def _source_clock(meta: dict[str, Any], now_ms: int) -> int:
+        """The clock source idleness is measured on: the upstream's, carried by its reports, plus
+        the wall time since the last report was read here (only what was read counts: a backlog
+        read after a pause is timed as it was sent); the wall clock before any report carried one."""
+        clock = meta.get("clk")
+        return now_ms if clock is None else clock + max(0, now_ms - meta.get("clw", now_ms))
+
+    def _live_sources_min(self, partition: int, meta: dict[str, Any], clock_ms: int) -> float:
         """The oldest event time of the live sources (inf without any). Asked once per item with the
-        same sources and wall time for a whole batch, so it is kept until either changes (the sources
+        same sources and clock for a whole batch, so it is kept until either changes (the sources
         dict is replaced, never changed in place: `_note_source`; the cache holds it, so its id
         cannot be reused)."""
         sources = meta.get("src")
         cached = self._live_min.get(partition)
-        if cached is not None and cached[0] is sources and cached[1] == now_ms:
+        if cached is not None and cached[0] is sources and cached[1] == clock_ms:
             return cached[2]
-        oldest = min((s[0] for s in self._live_sources(meta, now_ms)), default=math.inf)
-        self._live_min[partition] = (sources, now_ms, oldest)
+        oldest = min((s[0] for s in self._live_sources(meta, clock_ms)), default=math.inf)
+        self._live_min[partition] = (sources, clock_ms, oldest)
         return oldest
 
     def _raise_watermark(self, partition: int, meta: dict[str, Any], now_ms: int, out: EngineOutput) -> None:
@@ -220,7 +256,7 @@ class WindowEngine(_Detecting):
         waited = now_ms - self._session.get(partition, now_ms)
         if heard < self.config.upstream_sources and waited < self.config.source_idle_ms:
             return  # a source not heard yet may hold older items than any seen so far
-        base = min(meta["max"], self._live_sources_min(partition, meta, now_ms))
+        base = min(meta["max"], self._live_sources_min(partition, meta, meta.get("clk", now_ms)))
         if base - self._lateness > meta["wm"]:
             meta["wm"] = base - self._lateness
             if _floor(meta["wm"]) > meta["closed"]:
@@ -237,7 +273,8 @@ class WindowEngine(_Detecting):
         quiet = now_ms - max(meta["arr"], session)
         if quiet < self.config.idle_timeout_ms:
             return out
-        if any(s[0] < meta["max"] and not (len(s) > 2 and s[2]) for s in self._live_sources(meta, now_ms)):
+        live = self._live_sources(meta, self._source_clock(meta, now_ms))
+        if any(s[0] < meta["max"] and not (len(s) > 2 and s[2]) for s in live):
             return out  # a slower upstream source is still sending: quiet here is not the end of its data
         # Idle: take everything seen so far as complete (every window holding the newest event closes),
         # then keep moving with wall time. A straggler later becomes a correction, not a loss.
