@@ -645,7 +645,8 @@ def run_project(
                     t_first = now
                 if landed * 10 >= (len(rss_by_landed) + 1) * (work.visible + work.deleted):
                     rss = {str(pid): round(x.rss_mb, 1) for pid, x in sorted(watch.sample().items())}
-                    rss_by_landed.append({"rows_landed": landed, "rss_mb": rss})
+                    entries = metric_sums(client, urls, "streams_state_entries", "table")
+                    rss_by_landed.append({"rows_landed": landed, "rss_mb": rss, "state_entries": entries})
                 if t_comments is None and landed >= work.visible:
                     final = int(scalar(client, "SELECT count() FROM comments FINAL"))
                     edited = int(scalar(client, "SELECT countIf(edited_at IS NOT NULL) FROM comments FINAL"))

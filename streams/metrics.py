@@ -74,7 +74,13 @@ DEAD_LETTERS = Counter(
 STATE_RETIRED = Counter(
     "streams_state_retired",
     "State entries retired (STREAMS_STATE_RETENTION_SECONDS, STREAMS_STATE_QUIET_SECONDS), by table:"
-    " comments of thread_state, texts of fingerprints",
+    " comments of thread_state, texts of fingerprints, comments of author_stats",
+    ["table"],
+    registry=REGISTRY,
+)
+STATE_ENTRIES = Gauge(
+    "streams_state_entries",
+    "Keys held in memory by each state table of this process (after its last persist): what the retention rules bound",
     ["table"],
     registry=REGISTRY,
 )

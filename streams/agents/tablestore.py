@@ -37,6 +37,7 @@ import faust.utils.json as faust_utils_json
 import msgspec
 import orjson
 
+from streams import metrics
 from streams.agents.common import Record, send_records
 from streams.windows.engine import _DELETED, WriteBuffer
 
@@ -171,6 +172,7 @@ class StagedTable(WriteBuffer):
                 encoded = encode_value(value)
             records.append((encode_key(key), encoded, partition))
         self.reset()
+        metrics.STATE_ENTRIES.labels(table.name).set(len(data))
         if not self._declared:
             # Faust declares changelog topics when the table starts; on a broker that is itself still
             # starting that can fail quietly, and a send to a missing topic waits for its metadata
