@@ -1,13 +1,15 @@
 """Topic registry: names, keys and what travels on each (values are JSON bytes of streams.models types).
 
 "envelope" = one message per destination partition per batch, ``{"v": 1, "items": [...]}``
-(streams/batches.py); the partition is Kafka's murmur2 of the named key, the message has no key.
+(streams/batches.py); the partition is Kafka's murmur2 of the named key, the message has no key
+(except comments.authored's retirement notices, keyed "retired": see streams.enrich.authors).
 
 | topic             | partitioned by | value                                          | written by | read by        |
 |-------------------|----------------|------------------------------------------------|------------|----------------|
 | comments.raw      | key: thread_id | CommentEvent JSON (or anything: input)         | producers  | ingest         |
 | comments.valid    | thread_id      | envelope of CommentEvent                       | ingest     | enrich         |
 | comments.authored | author         | envelope of EnrichedComment (no author stats)  | enrich     | authors        |
+|                   | author         | key "retired": envelope of RetiredComments     | enrich     | authors        |
 | comments.enriched | input partition| envelope of EnrichedComment                    | authors    | sink           |
 | comments.flagged  | key: thread_id | EnrichedComment with >= 1 flag, one per message| authors    | moderation     |
 | comments.dlq      | key: source key| DeadLetter (raw bytes + dl-* headers)          | any stage  | sink           |

@@ -120,13 +120,20 @@ async def send_records(producer: faust.types.ProducerT, topic: str, records: Ite
 
 
 async def send_envelopes(
-    topic: faust.TopicT, rows_by_partition: dict[int, list[Any]], *, agent: str, label: str
+    topic: faust.TopicT,
+    rows_by_partition: dict[int, list[Any]],
+    *,
+    agent: str,
+    label: str,
+    key: bytes | None = None,
 ) -> list[Awaitable[Any]]:
     """Send each partition's rows, in order, as envelopes (streams/batches.py); return the delivery
-    futures. `label` is the topic's registry name (streams.topics), for the metric."""
+    futures. `label` is the topic's registry name (streams.topics), for the metric; `key` marks
+    envelopes of another kind than the topic's rows (None: its rows, counted in the metric)."""
     sent: list[Awaitable[Any]] = []
     for partition, rows in sorted(rows_by_partition.items()):
         for value in batches.encode_envelopes(rows):
-            sent.append(await topic.send(value=value, partition=partition))
-        metrics.EVENTS_OUT.labels(agent, label).inc(len(rows))
+            sent.append(await topic.send(key=key, value=value, partition=partition))
+        if key is None:
+            metrics.EVENTS_OUT.labels(agent, label).inc(len(rows))
     return sent

@@ -32,11 +32,13 @@ from streams.app import (
     windows_input_topic,
 )
 from streams.batches import EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
+from streams.enrich.authors import RetiredComments
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
 from streams.ingest import Rejection
 from streams.models import CommentEvent, EnrichedComment
 from streams.steps.authors import count as count_authors
+from streams.steps.authors import forget as forget_authors
 from streams.steps.enrich import EnrichStep
 
 #: Envelopes per batch with 4 partitions (each holds up to batches.ENVELOPE_MAX_ROWS comments of one
@@ -51,6 +53,9 @@ author_stats = table("author_stats", "Per-author counts: comments, flagged, thre
 
 _EVENTS = EnvelopeDecoder(CommentEvent)
 _ENRICHED_BATCH = EnvelopeDecoder(EnrichedComment)
+_RETIRED = EnvelopeDecoder(RetiredComments)
+#: The key of comments.authored envelopes that hold retirement notices, not rows.
+RETIRED_KEY = b"retired"
 
 
 @functools.cache
@@ -143,6 +148,10 @@ class Enrich:
         # An author's comments go to one comments.authored partition (their stats live there).
         by_author = group_by_partition(out.rows, lambda r: partition_of(r.event.author, settings.partitions))
         sent = await send_envelopes(authored_topic, by_author, agent="enrich", label=topics.AUTHORED)
+        # After the rows, on the same partitions: each author's counts read a notice after every row
+        # of the comments it retires.
+        notices = group_by_partition(out.retired_authors, lambda n: partition_of(n.author, settings.partitions))
+        sent += await send_envelopes(authored_topic, notices, agent="enrich", label=topics.AUTHORED, key=RETIRED_KEY)
         deliveries = out.fan_out.by_partition
         sent += await send_envelopes(windows_input_topic, deliveries, agent="enrich", label=topics.WINDOWS_INPUT)
         await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
@@ -173,7 +182,14 @@ class Authors:
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         by_partition: dict[int, list[EnrichedComment]] = {}
         received = 0
+        forgotten = 0
         for event in events:
+            if event.message.key == RETIRED_KEY:
+                notices = await decode_or_dead_letter(event, _RETIRED, stage="authors")
+                if notices is not None:
+                    self.store.at(event)
+                    forgotten += forget_authors(self.store, notices)
+                continue
             comments = await decode_or_dead_letter(event, _ENRICHED_BATCH, stage="authors")
             if comments is None:
                 continue
@@ -181,6 +197,7 @@ class Authors:
             self.store.at(event)
             by_partition.setdefault(event.message.partition, []).extend(count_authors(self.store, comments))
         metrics.EVENTS_IN.labels("authors").inc(received)
+        metrics.STATE_RETIRED.labels("author_stats").inc(forgotten)
         sent = await send_envelopes(enriched_topic, by_partition, agent="authors", label=topics.ENRICHED)
         # comments.flagged keeps one message per comment: it is read by people and tools, not agents.
         for rows in by_partition.values():

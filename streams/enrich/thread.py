@@ -130,6 +130,9 @@ class ThreadTree:
         self.scope = "0"
         #: Threads placed in since the last `retire`, per scope.
         self._touched: dict[str, set[str]] = {}
+        #: What `retire` retired since the caller last took it: (author, thread, comment, event ms)
+        #: per comment, so that the author counts can let go of them too (streams.enrich.authors).
+        self.retired_comments: list[tuple[str, str, str, int]] = []
 
     # -- public --------------------------------------------------------------------------------
 
@@ -288,6 +291,7 @@ class ThreadTree:
     def _retire_node(self, node: dict[str, Any]) -> None:
         """Drop a comment's state and everything that points at it; raise the thread's horizon."""
         thread, cid = node["th"], node["id"]
+        self.retired_comments.append((node["au"], thread, cid, node["t_ev"]))
         horizon_key = _key("x", thread, "")
         self.store[horizon_key] = max(node["t_ev"], self.store.get(horizon_key) or node["t_ev"])
         author_key = _key("a", thread, node["au"])

@@ -1,12 +1,14 @@
 """The authors step: enriched rows -> the same rows with their author's counts (exact per author,
-because comments.authored puts every comment of an author in one partition)."""
+because comments.authored puts every comment of an author in one partition); retirement notices
+from enrich -> the counts' per-comment state let go (streams.enrich.authors)."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
 from streams.enrich import authors as author_state
+from streams.enrich.authors import RetiredComments
 from streams.enrich.compose import with_author_stats
 from streams.models import EnrichedComment
 
@@ -26,3 +28,9 @@ def count(store: MutableMapping[str, Any], comments: Sequence[EnrichedComment]) 
         )
         out.append(with_author_stats(comment, stats))
     return out
+
+
+def forget(store: MutableMapping[str, Any], notices: Iterable[RetiredComments]) -> int:
+    """Let go of retired comments' state (read after the rows enrich sent before them); return how
+    many comments' keys were dropped."""
+    return author_state.forget(store, notices)

@@ -13,6 +13,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.enrich.authors import RetiredComments
 from streams.enrich.compose import enrich_placements, note_fingerprint, retire_fingerprints, touch_fingerprint
 from streams.enrich.flags import FlagScorer
 from streams.enrich.quiet import QuietSchedule
@@ -34,6 +35,8 @@ class EnrichOutput:
     retired_state: int = 0
     #: Text fingerprints forgotten after this batch (not seen for the retention or the quiet time).
     retired_fingerprints: int = 0
+    #: The retired comments, per author and thread: for the authors' counts (sent after `rows`).
+    retired_authors: list[RetiredComments] = field(default_factory=list)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class EnrichStep:
     def run(self, batches: Sequence[tuple[int, Sequence[CommentEvent]]], *, now_ms: int) -> EnrichOutput:
         """Enrich `batches` ((input partition, its comments in order), ...) as one batch."""
         tree = self.tree
+        tree.retired_comments.clear()  # a failed attempt's, if any (the batch is replayed whole)
         placements: list[Placement] = []
         partitions: list[int] = []  # the input partition each placement came from
         features: list[TextFeatures] = []
@@ -126,4 +130,15 @@ class EnrichStep:
             retired=retired,
             retired_state=retired_state,
             retired_fingerprints=forgotten,
+            retired_authors=_by_author_and_thread(tree.retired_comments),
         )
+
+
+def _by_author_and_thread(retired: list[tuple[str, str, str, int]]) -> list[RetiredComments]:
+    grouped: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
+    for author, thread, comment_id, event_ms in retired:
+        ids, newest = grouped.setdefault((author, thread), ([], [event_ms]))
+        ids.append(comment_id)
+        newest[0] = max(newest[0], event_ms)
+    retired.clear()
+    return [RetiredComments(a, t, ids, newest[0]) for (a, t), (ids, newest) in grouped.items()]

@@ -121,7 +121,7 @@ def test_malformed_messages_are_dead_lettered_and_the_worker_keeps_going(pipelin
 def test_retired_thread_state_refuses_a_replay_rather_than_count_it_twice(broker: str, tmp_path: Path) -> None:
     """A worker with STREAMS_STATE_RETENTION_SECONDS (here 3 days) retires comments their thread has
     moved past by that much; a replay of one then goes to the dead letters with reason "retired",
-    and the comment stays counted once."""
+    and the comment stays counted once, in its author's counts too (which let go of it as well)."""
     pipeline = Pipeline(tmp_path, broker, STREAMS_STATE_RETENTION_SECONDS="259200").start()
     try:
         _retention_replay(pipeline)
@@ -155,6 +155,13 @@ def _retention_replay(pipeline: Pipeline) -> None:
     assert msgspec.json.decode(raw)["comment_id"] == "c-ret-1"
     depth = pipeline.scalar("SELECT depth FROM comments FINAL WHERE comment_id = 'c-ret-3'")
     assert depth == 1  # its parent is still held: a reply placed as usual
+    pipeline.wait_for_metric("streams_state_retired_total", lambda n: n >= 1, table="author_stats")
+    # What each table holds: the thread's two remaining comments and its horizon, at least.
+    assert pipeline.wait_for_metric("streams_state_entries", lambda n: n >= 3, table="thread_state")
+    counts = pipeline.query(
+        "SELECT author_comment_count, author_thread_count FROM comments FINAL WHERE comment_id = 'c-ret-3'"
+    )
+    assert counts == [(3, 1)]
 
 
 def _utc(value: object) -> datetime:
