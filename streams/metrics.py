@@ -84,6 +84,19 @@ STATE_ENTRIES = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+SOURCES_PAUSED = Gauge(
+    "streams_sources_paused",
+    "Input partitions an agent has paused because their event time ran ahead of the slowest one"
+    " (STREAMS_MAX_SOURCE_SKEW_SECONDS)",
+    ["agent"],
+    registry=REGISTRY,
+)
+SOURCE_PAUSES = Counter(
+    "streams_source_pauses",
+    "Times an agent paused an input partition that ran ahead in event time",
+    ["agent"],
+    registry=REGISTRY,
+)
 UNKNOWN_FIELDS = Counter(
     "streams_unknown_fields",
     "Event keys the schema does not define, kept on the comment (unknown_fields column)",

@@ -72,6 +72,10 @@ class Settings:
     #: this long (wall clock): what keeps memory bounded by default (7 days; 0: keep forever).
     #: An import feeds a thread within minutes, so this never splits one.
     state_quiet_seconds: float = 604_800.0
+    #: Enrich pauses a comments.valid partition whose event time is this far ahead of the slowest one
+    #: it still has comments to read from, until that one catches up (0: never): a backlog read
+    #: unevenly would otherwise make the windows hold every comment since the slowest's event time.
+    max_source_skew_seconds: float = 600.0
     #: glibc malloc arenas of a worker process (0: glibc's default, 8 per core): see cli.limit_malloc_arenas.
     malloc_arenas: int = 2
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
@@ -203,6 +207,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
+    if settings.max_source_skew_seconds < 0:
+        raise SettingsError(
+            f"{ENV_PREFIX}MAX_SOURCE_SKEW_SECONDS must be 0 (off) or positive, got {settings.max_source_skew_seconds:g}"
+        )
     floor = settings.window_retention_seconds + settings.window_lateness_seconds
     for name in ("state_retention_seconds", "state_quiet_seconds"):
         value = getattr(settings, name)

@@ -39,7 +39,7 @@ from streams.ingest import Rejection
 from streams.models import CommentEvent, EnrichedComment
 from streams.steps.authors import count as count_authors
 from streams.steps.authors import forget as forget_authors
-from streams.steps.enrich import EnrichStep
+from streams.steps.enrich import EnrichStep, sources_ahead
 
 #: Envelopes per batch with 4 partitions (each holds up to batches.ENVELOPE_MAX_ROWS comments of one
 #: partition; scaled with the partition count: batches.envelopes_per_batch).
@@ -85,6 +85,27 @@ def caught_up(last_read: dict[str, faust.types.Message]) -> set[str]:
     return done
 
 
+def pause_fetching(consumer: Any, tps: set[faust.types.TP]) -> None:
+    """Stop fetching `tps`, still delivering what was fetched for them already.
+
+    Faust's `Consumer.pause_partitions` removes them from the *same* active-partitions set that a
+    running `getmany` checks before it yields each fetched record, so the records of those
+    partitions fetched but not yet yielded were skipped for good (aiokafka's position had moved
+    past them): a 300k replay lost ~120k rows over 171 pauses. A new set leaves that iteration its
+    own; the next fetch asks for the new one (faust-streaming 0.15: `_active_partitions`,
+    `_paused_partitions`, which a rebalance keeps out of the active set)."""
+    active = consumer._get_active_partitions()
+    consumer._paused_partitions.update(tps)
+    consumer._active_partitions = set(active) - tps
+
+
+def resume_fetching(consumer: Any, tps: set[faust.types.TP]) -> None:
+    """Fetch `tps` again (see pause_fetching)."""
+    active = consumer._get_active_partitions()
+    consumer._paused_partitions.difference_update(tps)
+    consumer._active_partitions = set(active) | tps
+
+
 class Enrich:
     """Wires streams.steps.enrich to comments.valid, comments.authored, windows.input and the tables."""
 
@@ -102,6 +123,9 @@ class Enrich:
         )
         # The last message read from each input partition, to tell the windows which ones are caught up.
         self.last_read: dict[str, faust.types.Message] = {}
+        #: Input partitions paused for running ahead in event time (see align_sources).
+        self.paused: set[faust.types.TP] = set()
+        self.handled_at = time.monotonic()
 
     def _at_partition(self, partition: int) -> None:
         self.tree_store.at_partition(partition)
@@ -120,6 +144,33 @@ class Enrich:
                 del self.step.progress[source]
                 self.step.advanced_at.pop(source, None)
                 self.last_read.pop(source, None)
+
+    def align_sources(self, pending: set[str]) -> None:
+        """Pause the input partitions that ran ahead in event time (streams.steps.enrich.sources_ahead)
+        and resume the others. Applied after every batch: Faust's own flow control re-activates a
+        partition whose stream buffer drained, and a rebalance changes the assignment."""
+        ahead = sources_ahead(self.step.progress, pending, int(settings.max_source_skew_seconds * 1000))
+        topic = valid_topic.get_topic_name()
+        pause = {faust.types.TP(topic, int(source.partition(":")[2])) for source in ahead}
+        assigned = app.consumer.assignment()
+        pause &= assigned
+        if pause:
+            pause_fetching(app.consumer, pause)
+        resume = (self.paused - pause) & assigned
+        if resume:
+            resume_fetching(app.consumer, resume)
+        metrics.SOURCE_PAUSES.labels("enrich").inc(len(pause - self.paused))
+        metrics.SOURCES_PAUSED.labels("enrich").set(len(pause))
+        self.paused = pause
+
+    def resume_if_stalled(self, quiet_seconds: float) -> None:
+        """Resume every paused partition once no batch came for `quiet_seconds`: the pauses are
+        decided after each batch, so if the partitions still read ran dry (read to their end just as
+        the paused ones were not yet due) nothing would ever decide to resume them."""
+        if self.paused and time.monotonic() - self.handled_at >= quiet_seconds:
+            resume_fetching(app.consumer, self.paused & app.consumer.assignment())
+            self.paused = set()
+            metrics.SOURCES_PAUSED.labels("enrich").set(0)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         batches: list[tuple[int, list[CommentEvent]]] = []
@@ -144,7 +195,11 @@ class Enrich:
                 item=f"{comment.comment_id}|{comment.event_id}",
             )
         self._forget_revoked()
-        out.fan_out.add_progress(self.step.progress, caught_up(self.last_read), self.step.advanced_at, now_ms)
+        # A paused partition is not read to its end, whatever its (no longer fetched) highwater says.
+        done = caught_up(self.last_read) - {f"valid:{tp.partition}" for tp in self.paused}
+        out.fan_out.add_progress(self.step.progress, done, self.step.advanced_at, now_ms)
+        self.align_sources(set(self.step.progress) - done)
+        self.handled_at = time.monotonic()
         # An author's comments go to one comments.authored partition (their stats live there).
         by_author = group_by_partition(out.rows, lambda r: partition_of(r.event.author, settings.partitions))
         sent = await send_envelopes(authored_topic, by_author, agent="enrich", label=topics.AUTHORED)
@@ -160,9 +215,20 @@ class Enrich:
         await self.fingerprint_store.persist()
 
 
+#: The enrich agent's wiring in this process, for the timer below (None before the agent starts).
+_running_enrich: list[Enrich] = []
+
+
+@app.timer(interval=1.0)
+async def resume_stalled_sources() -> None:
+    for step in _running_enrich:
+        step.resume_if_stalled(quiet_seconds=2.0)
+
+
 @app.agent(valid_topic, name="enrich")
 async def enrich(stream: faust.StreamT[bytes]) -> None:
     step = Enrich()
+    _running_enrich[:] = [step]
     await run_batches(
         "enrich",
         stream,

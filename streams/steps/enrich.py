@@ -142,3 +142,15 @@ def _by_author_and_thread(retired: list[tuple[str, str, str, int]]) -> list[Reti
         newest[0] = max(newest[0], event_ms)
     retired.clear()
     return [RetiredComments(a, t, ids, newest[0]) for (a, t), (ids, newest) in grouped.items()]
+
+
+def sources_ahead(progress: dict[str, int], pending: set[str], max_skew_ms: int) -> set[str]:
+    """The input partitions ("valid:N") to pause: those whose newest event time is more than
+    `max_skew_ms` ahead of the slowest partition that still has comments to read (`pending`: not
+    read to its end). The windows' watermark follows that slowest one, so everything the others
+    send meanwhile is held in window state: pausing them bounds it by the skew. A slowest
+    partition read to its end (a quiet one) holds nobody back; 0 turns this off."""
+    floor = min((progress[s] for s in pending if s in progress), default=None)
+    if not max_skew_ms or floor is None:
+        return set()
+    return {source for source, event_ms in progress.items() if event_ms > floor + max_skew_ms}

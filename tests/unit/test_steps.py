@@ -276,3 +276,17 @@ def test_envelopes_per_batch_keep_rows_per_batch_as_partitions_grow() -> None:
     takes twice the envelopes, so its batches hold about as many rows as with 4 partitions."""
     assert [batches.envelopes_per_batch(4, p) for p in (1, 2, 4, 5, 8, 12)] == [4, 4, 4, 8, 8, 12]
     assert batches.envelopes_per_batch(20, 16) == 80
+
+
+def test_sources_ahead_of_the_slowest_partition_with_more_to_read_are_paused() -> None:
+    from streams.steps.enrich import sources_ahead
+
+    progress = {"valid:0": 10_000, "valid:1": 2_000, "valid:2": 2_500, "valid:3": 0}
+    everything = set(progress)
+    assert sources_ahead(progress, everything, 1_000) == {"valid:0", "valid:1", "valid:2"}
+    # valid:3 is read to its end (a quiet partition): the slowest with more to read is valid:1.
+    assert sources_ahead(progress, everything - {"valid:3"}, 1_000) == {"valid:0"}
+    assert sources_ahead(progress, everything - {"valid:3"}, 8_000) == set()
+    assert sources_ahead(progress, set(), 1_000) == set()  # all read to the end: nobody held back
+    assert sources_ahead(progress, everything, 0) == set()  # off
+    assert sources_ahead(progress, {"valid:9"}, 1_000) == set()  # pending but no event seen yet
