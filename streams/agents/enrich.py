@@ -195,8 +195,10 @@ class Enrich:
                 item=f"{comment.comment_id}|{comment.event_id}",
             )
         self._forget_revoked()
-        # A paused partition is not read to its end, whatever its (no longer fetched) highwater says.
-        done = caught_up(self.last_read) - {f"valid:{tp.partition}" for tp in self.paused}
+        # A paused partition counts as read to its end when it is: aiokafka keeps fetching it (the pause
+        # is Faust's), so its highwater stays current. Counting every paused one as unread made the
+        # last report of a replay hold the windows for the idle timeout (2 minutes) after the end.
+        done = caught_up(self.last_read)
         out.fan_out.add_progress(self.step.progress, done, self.step.advanced_at, now_ms)
         self.align_sources(set(self.step.progress) - done)
         self.handled_at = time.monotonic()
