@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from streams import kafka_consumer, topics
+from streams import kafka_consumer, state_restore, topics
 from streams.batches import envelope_buffer
 from streams.kafka_security import faust_credentials
 from streams.models import MAX_MESSAGE_BYTES
@@ -25,7 +25,8 @@ app = faust.App(
     broker_consumer=settings.broker_url.replace("kafka://", f"{kafka_consumer.SCHEME}://"),
     # TLS and/or SASL from the STREAMS_KAFKA_* settings (None: PLAINTEXT).
     broker_credentials=faust_credentials(settings),
-    store="memory://",
+    # Faust's memory store, restored in bulk and never re-read on a rebalance (streams/state_restore.py).
+    store=state_restore.install(settings),
     datadir=settings.data_dir,
     topic_partitions=settings.partitions,
     topic_replication_factor=1,

@@ -84,6 +84,18 @@ STATE_ENTRIES = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+STATE_RESTORED_RECORDS = Counter(
+    "streams_state_restored_records",
+    "Changelog records a state table loaded in bulk when its partitions were assigned (streams/state_restore.py)",
+    ["table"],
+    registry=REGISTRY,
+)
+STATE_RESTORE_SECONDS = Counter(
+    "streams_state_restore_seconds",
+    "Seconds a state table spent loading its newly assigned changelog partitions (the worker reads no input meanwhile)",
+    ["table"],
+    registry=REGISTRY,
+)
 SOURCES_PAUSED = Gauge(
     "streams_sources_paused",
     "Input partitions an agent has paused because their event time ran ahead of the slowest one"

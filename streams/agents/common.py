@@ -96,26 +96,30 @@ def as_bytes(value: Any) -> bytes:
 Record = tuple[bytes | None, bytes | None, int]
 
 
-async def send_records(producer: faust.types.ProducerT, topic: str, records: Iterable[Record]) -> list[Awaitable[Any]]:
-    """Send `records` (in order per partition) as few Kafka record batches; return one delivery future
-    per batch. A producer ``send()`` per record costs a future, a callback and a metadata object each
-    (a fifth of the worker's CPU went to the changelog's records that way); a record batch built here
-    and handed over whole costs one. Batches are at most the producer's batch size; a record larger
+async def send_records(
+    producer: faust.types.ProducerT, topic: str, records: Iterable[Record]
+) -> list[tuple[int, int, Awaitable[Any]]]:
+    """Send `records` (in order per partition) as few Kafka record batches; return, per batch, its
+    partition, its record count and its delivery future (which gives the batch's first offset). A
+    producer ``send()`` per record costs a future, a callback and a metadata object each (a fifth
+    of the worker's CPU went to the changelog's records that way); a record batch built here and
+    handed over whole costs one. Batches are at most the producer's batch size; a record larger
     than that travels alone, as ``send()`` would send it."""
     aio = cast(Any, producer)._ensure_producer()  # the aiokafka producer under Faust's
     by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
     for key, value, partition in records:
         by_partition.setdefault(partition, []).append((key, value))
-    sent: list[Awaitable[Any]] = []
+    sent: list[tuple[int, int, Awaitable[Any]]] = []
     for partition, rows in by_partition.items():
-        batch = aio.create_batch()
+        batch, count = aio.create_batch(), 0
         for key, value in rows:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
-                sent.append(await aio.send_batch(batch, topic, partition=partition))
-                batch = aio.create_batch()
+                sent.append((partition, count, await aio.send_batch(batch, topic, partition=partition)))
+                batch, count = aio.create_batch(), 0
                 batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any first record
+            count += 1
         batch.close()
-        sent.append(await aio.send_batch(batch, topic, partition=partition))
+        sent.append((partition, count, await aio.send_batch(batch, topic, partition=partition)))
     return sent
 
 

@@ -39,6 +39,7 @@ import orjson
 
 from streams import metrics
 from streams.agents.common import Record, send_records
+from streams.state_restore import BulkRestoreStore
 from streams.windows.engine import _DELETED, WriteBuffer
 
 _COPY_ENCODER = msgspec.msgpack.Encoder()
@@ -179,5 +180,11 @@ class StagedTable(WriteBuffer):
             # for the producer's whole request timeout (20 minutes). Declaring is idempotent.
             await changelog.maybe_declare()
             self._declared = True
-        await asyncio.gather(*await send_records(table.app.producer, changelog.get_topic_name(), records))
+        sent = await send_records(table.app.producer, changelog.get_topic_name(), records)
+        delivered = await asyncio.gather(*(future for _, _, future in sent))
         self._unsent = []
+        store = table.data
+        if isinstance(store, BulkRestoreStore):
+            for (partition, count, _), metadata in zip(sent, delivered, strict=True):
+                if metadata is not None and count:
+                    store.advance(partition, metadata.offset + count - 1)
