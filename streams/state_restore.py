@@ -5,7 +5,8 @@ Why: Faust restores a memory table through its per-message machinery (fetcher, c
 asyncio queue, a bookkeeping pass per record), about 8,000 changelog records/s on this machine. The
 window and thread state write ~10 records per comment, so a worker restarted after 15,000 comments
 spent 38 s restoring before it read its next comment, and a longer history takes minutes. Read here
-with a consumer of its own, in record batches, the same records load at roughly ten times that rate.
+with a consumer of its own, in record batches, they load at ~270,000 records/s (bench/RESULTS.md,
+session 14).
 
 And Faust's memory store has no persisted offsets, so when a rebalance leaves a partition where it
 was (another process of `--processes N` joined or left), Faust reads that partition's changelog
