@@ -223,8 +223,9 @@ def check_archive_windows(pipeline: Pipeline, *, crash: bool, windows_timeout: f
         p.wait_for_metric("streams_clickhouse_rows_total", lambda v: v >= n * 0.3, table="comments", timeout=600)
         p.kill()  # mid-replay: windows resume from the changelog
         p.start()
-        # The restarted worker loaded its state in bulk (streams/state_restore.py), not through Faust.
-        assert p.metric("streams_state_restored_records_total", table="window_state") > 0
+        # The restarted worker loads its state in bulk (streams/state_restore.py), not through Faust;
+        # it answers queries before its first rebalance ends, so the count is waited for.
+        p.wait_for_metric("streams_state_restored_records_total", lambda v: v > 0, table="window_state", timeout=120)
     where = "source = 'archive'"
     # Deleted comments leave comments FINAL; edits replace their comment (a higher version).
     p.wait_until(f"SELECT count() FROM comments FINAL WHERE {where}", lambda v: v == archive.comments, timeout=900)
