@@ -109,8 +109,20 @@ def next_commit_offset(acked: list[int], gaps: IntervalTree, committed: int | No
     return int(done[-1]) + 1
 
 
+#: How long one fetch may wait on the broker for data (Faust hard-codes 1,500 ms). The broker answers
+#: a connection's requests in order, so a list-offsets request sent while a fetch is waiting is
+#: answered only after it: each step of a rebalance's recovery (highwaters, earliest offsets, the
+#: seek to committed offsets) waited up to the whole fetch wait, about 3 s per restart in all.
+FETCH_MAX_WAIT_MS = 200
+
+
 class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     consumer: SafeConsumer
+
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        return consumer
 
     async def _fetch_records(
         self,
