@@ -26,7 +26,8 @@ test: $(STAMP) broker-start lint typecheck
 test-processes: $(STAMP) broker-start
 	$(BIN)/pytest -q tests/integration/test_worker_processes.py
 
-# The windows cross-checks (with and without a worker kill) on a 50,000-comment archive (slow: the default suite uses 5,000).
+# Only the windows cross-checks on a 50,000-comment archive (straight, with a worker kill, with paused
+# partitions; `make test` runs them too): about 2 minutes.
 test-archive-50k: $(STAMP) broker-start
 	STREAMS_TEST_ARCHIVE_COMMENTS=50000 $(BIN)/pytest -q tests/integration/test_windows_crosscheck.py -k archive
 
