@@ -31,7 +31,8 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
   n|thread|comment   -> node dict (see `_node`; "raw": the event's JSON, "pa": its parent author,
-                        "w": the window routes of the last version sent)
+                        "w": the window routes of the last version sent, "fd": [fingerprint, count]
+                        the spam signal's count of other authors, decided once per text)
   a|thread|author    -> [[posted_ms, seq, comment_id], ...] sorted: comments by that author
   k|thread|comment   -> [child comment ids] (children resolved to this comment)
   wi|thread|parent   -> {child_id: expires_ms} replies waiting for a parent id not seen yet
@@ -187,6 +188,20 @@ class ThreadTree:
         node = self.store.get(key)
         if node is not None and node.get("w") != routes:
             self.store[key] = {**node, "w": routes}
+
+    def duplicate_authors(self, thread_id: str, comment_id: str, fingerprint: str) -> int | None:
+        """The count of other authors decided for this comment's text when it was first scored
+        (None if not yet): a replay reuses it, because the fingerprint state it was counted from is
+        not the same after a crash (other partitions moved on, or another process holds them)."""
+        node = self.store.get(_key("n", thread_id, comment_id))
+        decided = node.get("fd") if node else None
+        return int(decided[1]) if decided and decided[0] == fingerprint else None
+
+    def set_duplicate_authors(self, thread_id: str, comment_id: str, fingerprint: str, count: int) -> None:
+        key = _key("n", thread_id, comment_id)
+        node = self.store.get(key)
+        if node is not None and node.get("fd") != [fingerprint, count]:
+            self.store[key] = {**node, "fd": [fingerprint, count]}
 
     def retire(self, now_ms: int) -> int:
         """Apply the retention (see the module doc) to this scope's threads placed in since the last

@@ -89,10 +89,14 @@ class EnrichStep:
                     partitions.append(partition)
                     placements.append(placement)
                     features.append(feats)
-                    posted = int(placement.event.posted_at.timestamp() * 1000)
-                    duplicates.append(
-                        note_fingerprint(self.fingerprint_store, feats.fingerprint, placement.event.author, posted)
-                    )
+                    event = placement.event
+                    posted = int(event.posted_at.timestamp() * 1000)
+                    counted = note_fingerprint(self.fingerprint_store, feats.fingerprint, event.author, posted)
+                    decided = tree.duplicate_authors(event.thread_id, event.comment_id, feats.fingerprint)
+                    if decided is None:
+                        tree.set_duplicate_authors(event.thread_id, event.comment_id, feats.fingerprint, counted)
+                        decided = counted
+                    duplicates.append(decided)
                     if self.tree.retains:
                         # The event-time rule's clock when it is on (a replay faster than real time
                         # never goes quiet by the wall clock), else the wall clock.

@@ -182,6 +182,29 @@ def test_authors_count_a_redelivered_comment_once(scorer: FlagScorer) -> None:
     assert [r.author_comment_count for r in again] == [3, 3, 3]
 
 
+def test_a_replayed_comment_keeps_the_duplicate_count_it_was_first_scored_with(scorer: FlagScorer) -> None:
+    """The spam signal counts other authors of the same text across partitions: a copy posted earlier
+    but read later (another partition) would change the count of a replayed comment, and its flags
+    would then disagree with the windows counted the first time."""
+    step = EnrichStep({}, {}, scorer, 2)
+    body = "buy cheap watches at example dot com now"
+
+    def copy(thread: str, author: str, hours: int) -> CommentEvent:
+        return msgspec.structs.replace(
+            event(thread, 0, author=author), body=body, posted_at=START + timedelta(hours=hours)
+        )
+
+    def spam_reasons(partition: int, comment: CommentEvent) -> list[str]:
+        [row] = step.run([(partition, [comment])], now_ms=0).rows
+        return row.flags.reasons.get("spam", [])
+
+    first = spam_reasons(0, copy("a", "ann", 1))
+    assert first == []
+    assert spam_reasons(1, copy("b", "bob", 0)) == []  # posted earlier, read later
+    assert spam_reasons(0, copy("a", "ann", 1)) == first  # the replay is scored as the first time
+    assert spam_reasons(0, copy("c", "cid", 2)) == ["spam:duplicate_authors=2"]  # new comments see both
+
+
 def test_topics_of_envelopes_buffer_a_few_batches_not_4096_messages() -> None:
     """Faust buffers up to 4,096 messages per agent stream; an envelope is up to 512 KB, so the
     topics that carry them are given a buffer of a few batches (it grows with the partitions)."""
