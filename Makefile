@@ -19,10 +19,9 @@ run: $(STAMP) system-deps
 	$(BIN)/streams demo --keep-running
 
 test: $(STAMP) broker-start lint typecheck
-	$(BIN)/pytest -q tests -m "not on_demand"
+	$(BIN)/pytest -q tests
 
-# `streams worker --processes 2` with a child killed mid-feed (about a minute; not yet exact on every
-# run: a replayed comment's spam flag can differ, see README, Tests); on demand until it is exact.
+# Only `streams worker --processes 2` with a child killed mid-feed (about 45 s; `make test` runs it too).
 test-processes: $(STAMP) broker-start
 	$(BIN)/pytest -q tests/integration/test_worker_processes.py
 

@@ -17,7 +17,7 @@ import pytest
 from tests.integration.harness import Pipeline
 from tests.integration.test_windows_crosscheck import archive_items, wait_for_windows
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.on_demand]
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 COMMENTS = 2000
 
