@@ -189,19 +189,20 @@ class ThreadTree:
         if node is not None and node.get("w") != routes:
             self.store[key] = {**node, "w": routes}
 
-    def duplicate_authors(self, thread_id: str, comment_id: str, fingerprint: str) -> int | None:
-        """The count of other authors decided for this comment's text when it was first scored
-        (None if not yet): a replay reuses it, because the fingerprint state it was counted from is
-        not the same after a crash (other partitions moved on, or another process holds them)."""
-        node = self.store.get(_key("n", thread_id, comment_id))
-        decided = node.get("fd") if node else None
-        return int(decided[1]) if decided and decided[0] == fingerprint else None
-
-    def set_duplicate_authors(self, thread_id: str, comment_id: str, fingerprint: str, count: int) -> None:
+    def decided_duplicate_authors(self, thread_id: str, comment_id: str, fingerprint: str, counted: int) -> int:
+        """The count of other authors decided for this comment's text when it was first scored, or
+        `counted` (kept as the decision) if it was not yet: a replay reuses the first, because the
+        fingerprint state it was counted from is not the same after a crash (other partitions moved
+        on, or another process holds them). A new text (an edit) is decided afresh."""
         key = _key("n", thread_id, comment_id)
         node = self.store.get(key)
-        if node is not None and node.get("fd") != [fingerprint, count]:
-            self.store[key] = {**node, "fd": [fingerprint, count]}
+        if node is None:
+            return counted
+        decided = node.get("fd")
+        if decided and decided[0] == fingerprint:
+            return int(decided[1])
+        self.store[key] = {**node, "fd": [fingerprint, counted]}
+        return counted
 
     def retire(self, now_ms: int) -> int:
         """Apply the retention (see the module doc) to this scope's threads placed in since the last

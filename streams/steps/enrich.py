@@ -92,11 +92,9 @@ class EnrichStep:
                     event = placement.event
                     posted = int(event.posted_at.timestamp() * 1000)
                     counted = note_fingerprint(self.fingerprint_store, feats.fingerprint, event.author, posted)
-                    decided = tree.duplicate_authors(event.thread_id, event.comment_id, feats.fingerprint)
-                    if decided is None:
-                        tree.set_duplicate_authors(event.thread_id, event.comment_id, feats.fingerprint, counted)
-                        decided = counted
-                    duplicates.append(decided)
+                    duplicates.append(
+                        tree.decided_duplicate_authors(event.thread_id, event.comment_id, feats.fingerprint, counted)
+                    )
                     if self.tree.retains:
                         # The event-time rule's clock when it is on (a replay faster than real time
                         # never goes quiet by the wall clock), else the wall clock.
