@@ -570,6 +570,34 @@ def slow_tail(before: dict[str, dict[str, float]], after: dict[str, dict[str, fl
     return result
 
 
+GC_BOUNDS = ("0.1", "0.5", "1.0")
+
+
+def gc_summary(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
+    """Python's cyclic collections so far, per generation, summed over the processes: how many,
+    the seconds they stopped the process in all, and how many took longer than each of GC_BOUNDS."""
+    seen: dict[str, dict[str, float]] = {}
+    for sample in metric_samples(client, urls):
+        histogram, _, series = sample.name.rpartition("_")
+        if histogram != "streams_gc_pause_seconds" or series not in ("bucket", "sum"):
+            continue
+        key = "sum" if series == "sum" else sample.labels.get("le", "")
+        row = seen.setdefault(f"gen{sample.labels.get('generation', '')}", {})
+        row[key] = row.get(key, 0.0) + sample.value
+    return {
+        generation: {
+            "collections": int(row.get("+Inf", 0.0)),
+            "seconds": round(row.get("sum", 0.0), 2),
+            **{
+                f"over {bound} s": int(row.get("+Inf", 0.0) - row.get(bound, 0.0))
+                for bound in GC_BOUNDS
+                if bound in row
+            },
+        }
+        for generation, row in sorted(seen.items())
+    }
+
+
 WINDOWS_DONE_SQL = """
 SELECT
   (SELECT uniqExact(thread_id, toStartOfMinute(posted_at)) FROM comments FINAL) AS thread_expected,
@@ -677,6 +705,8 @@ def run_project(
         result["processing_seconds"] = metric_sums(
             client, urls, "streams_processing_seconds_sum", "agent"
         ) or metric_sums(client, urls, "streams_processing_seconds_total", "agent")
+        result["gc"] = gc_summary(client, urls)
+        log(f"garbage collections until then: {result['gc']}")
         peaks = samples
         if args.latency_seconds > 0 and t_windows is not None:
             before = slow_snapshot(client, urls)
@@ -986,6 +1016,12 @@ def main() -> int:
         default=None,
         help="the worker's STREAMS_STATE_RETENTION_SECONDS, in hours (default: the worker's, 0: keep all)",
     )
+    parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=None,
+        help="the worker's STREAMS_GC_YOUNG_THRESHOLD (default: the worker's)",
+    )
     args = parser.parse_args()
     if args.latency_rate <= 0:
         args.latency_seconds = 0
@@ -1008,6 +1044,8 @@ def main() -> int:
     }
     if args.state_retention_hours is not None:
         env["STREAMS_STATE_RETENTION_SECONDS"] = str(args.state_retention_hours * 3600)
+    if args.gc_young_threshold is not None:
+        env["STREAMS_GC_YOUNG_THRESHOLD"] = str(args.gc_young_threshold)
     settings = load_settings(env)
     record: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
@@ -1018,6 +1056,7 @@ def main() -> int:
         "processes": args.processes,
         "seed": args.seed,
         "state_retention_hours": settings.state_retention_seconds / 3600,
+        "gc_young_threshold": settings.gc_young_threshold,
     }
     try:
         log(f"generating {args.events:,} events (seed {args.seed})")

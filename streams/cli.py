@@ -93,7 +93,7 @@ def worker(
             warm_up()
         except ModerationConfigError as exc:
             raise fail(str(exc)) from exc
-    freeze_long_lived_objects()
+    freeze_long_lived_objects(settings.gc_young_threshold)
     runner = Worker(app, loglevel=loglevel or settings.log_level, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (every Kafka send then builds a log
     # record: a third of the enrich agent's time) and writes cursor escapes into log files.
@@ -140,9 +140,10 @@ def _supervise(settings: Settings, processes: int, loglevel: str) -> int:
     return Supervisor(specs, args=["--loglevel", loglevel] if loglevel else []).run()
 
 
-#: Young collections every this many net allocations (Python's default: 700). The worker allocates
-#: in bursts of thousands of rows per batch; every young collection also walks what survives it.
-GC_YOUNG_THRESHOLD = 50_000
+#: Young collections every this many net allocations (Python's default: 700; the worker's is its
+#: setting STREAMS_GC_YOUNG_THRESHOLD). The worker allocates in bursts of thousands of rows per
+#: batch; every young collection also walks what survives it (a batch's rows among it).
+GC_YOUNG_THRESHOLD: int = Settings.gc_young_threshold
 #: Full collections after this many middle-generation ones (default 10), and only when the objects
 #: promoted since the last one reach a quarter of the long-lived ones (Python's rule). The tables
 #: hold millions of objects (one tree node and its lists per comment), and each full collection
@@ -176,10 +177,10 @@ def limit_malloc_arenas(arenas: int) -> bool:
         return False
 
 
-def freeze_long_lived_objects() -> None:
+def freeze_long_lived_objects(young_threshold: int = GC_YOUNG_THRESHOLD) -> None:
     """Exempt every object alive now (modules, models, configuration) from cyclic garbage collection,
-    make collections rarer (GC_YOUNG_THRESHOLD, GC_FULL_AFTER) and time each one
-    (``streams_gc_pause_seconds``).
+    make collections rarer (young ones every `young_threshold` net allocations, full ones after
+    GC_FULL_AFTER middle ones) and time each one (``streams_gc_pause_seconds``).
 
     Call once, after the models are loaded. Full collections otherwise walk these ~150k objects
     over and over while comments are scored: about 10% of the enrichment's CPU time
@@ -188,7 +189,7 @@ def freeze_long_lived_objects() -> None:
     gc.collect()
     gc.freeze()
     _, middle, _ = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, GC_FULL_AFTER)
+    gc.set_threshold(young_threshold, middle, GC_FULL_AFTER)
     if _time_collection not in gc.callbacks:
         gc.callbacks.append(_time_collection)
 

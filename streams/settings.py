@@ -78,6 +78,10 @@ class Settings:
     max_source_skew_seconds: float = 600.0
     #: glibc malloc arenas of a worker process (0: glibc's default, 8 per core): see cli.limit_malloc_arenas.
     malloc_arenas: int = 2
+    #: Young garbage collections of a worker process every this many net allocations (Python's
+    #: default: 700): see cli.freeze_long_lived_objects. Larger: less GC work per comment (a replay
+    #: or backfill), longer stops when one runs.
+    gc_young_threshold: int = 50_000
     #: A partition with no events for this long (wall clock) advances its watermark anyway.
     window_idle_seconds: float = 30.0
     #: Bearer token for /sql and every write endpoint of the HTTP API (required when one is set, and
@@ -207,6 +211,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
+    if settings.gc_young_threshold < 700:
+        raise SettingsError(
+            f"{ENV_PREFIX}GC_YOUNG_THRESHOLD must be at least 700 (Python's default), got {settings.gc_young_threshold}"
+        )
     if settings.max_source_skew_seconds < 0:
         raise SettingsError(
             f"{ENV_PREFIX}MAX_SOURCE_SKEW_SECONDS must be 0 (off) or positive, got {settings.max_source_skew_seconds:g}"
