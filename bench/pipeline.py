@@ -532,22 +532,32 @@ SLOW_HISTOGRAMS = {"streams_processing_seconds": "agent", "streams_gc_pause_seco
 SLOW_BOUNDS = ("1.0", "2.5", "5.0", "10.0")
 
 
-def slow_snapshot(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
-    """Per agent / GC generation ("gc<n>"), summed over the processes: the cumulative bucket counts
-    of SLOW_HISTOGRAMS at SLOW_BOUNDS and "+Inf" (all), and "sum" (seconds in all)."""
-    out: dict[str, dict[str, float]] = {}
+def histogram_buckets(
+    client: WorkerClient, urls: list[str], histograms: dict[str, str], bounds: tuple[str, ...]
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (histogram, value of its label in `histograms`), summed over the processes: the
+    cumulative bucket counts at `bounds` and "+Inf" (all), and "sum" (seconds in all)."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
     for sample in metric_samples(client, urls):
         histogram, _, series = sample.name.rpartition("_")
-        label = SLOW_HISTOGRAMS.get(histogram)
+        label = histograms.get(histogram)
         if label is None or series not in ("bucket", "sum"):
             continue
         key = "sum" if series == "sum" else sample.labels.get("le", "")
-        if key != "sum" and key != "+Inf" and key not in SLOW_BOUNDS:
+        if key != "sum" and key != "+Inf" and key not in bounds:
             continue
-        owner = sample.labels.get(label, "")
-        buckets = out.setdefault(owner if label == "agent" else f"gc{owner}", {})
+        buckets = out.setdefault((histogram, sample.labels.get(label, "")), {})
         buckets[key] = buckets.get(key, 0.0) + sample.value
     return out
+
+
+def slow_snapshot(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
+    """Per agent / GC generation ("gc<n>"), summed over the processes: the cumulative bucket counts
+    of SLOW_HISTOGRAMS at SLOW_BOUNDS and "+Inf" (all), and "sum" (seconds in all)."""
+    return {
+        owner if SLOW_HISTOGRAMS[histogram] == "agent" else f"gc{owner}": buckets
+        for (histogram, owner), buckets in histogram_buckets(client, urls, SLOW_HISTOGRAMS, SLOW_BOUNDS).items()
+    }
 
 
 def slow_tail(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -576,16 +586,9 @@ GC_BOUNDS = ("0.1", "0.5", "1.0")
 def gc_summary(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, float]]:
     """Python's cyclic collections so far, per generation, summed over the processes: how many,
     the seconds they stopped the process in all, and how many took longer than each of GC_BOUNDS."""
-    seen: dict[str, dict[str, float]] = {}
-    for sample in metric_samples(client, urls):
-        histogram, _, series = sample.name.rpartition("_")
-        if histogram != "streams_gc_pause_seconds" or series not in ("bucket", "sum"):
-            continue
-        key = "sum" if series == "sum" else sample.labels.get("le", "")
-        row = seen.setdefault(f"gen{sample.labels.get('generation', '')}", {})
-        row[key] = row.get(key, 0.0) + sample.value
+    seen = histogram_buckets(client, urls, {"streams_gc_pause_seconds": "generation"}, GC_BOUNDS)
     return {
-        generation: {
+        f"gen{generation}": {
             "collections": int(row.get("+Inf", 0.0)),
             "seconds": round(row.get("sum", 0.0), 2),
             **{
@@ -594,7 +597,7 @@ def gc_summary(client: WorkerClient, urls: list[str]) -> dict[str, dict[str, flo
                 if bound in row
             },
         }
-        for generation, row in sorted(seen.items())
+        for (_, generation), row in sorted(seen.items())
     }
 
 
