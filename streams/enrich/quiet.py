@@ -4,10 +4,18 @@ partition's event time left behind (`STREAMS_STATE_RETENTION_SECONDS`, by event 
 
 Pure logic over a key-value store (a Faust Table in the worker). Names are listed in one bucket per
 hour (of the caller's clock) in which they were touched, per scope (the caller's input partition,
-so that each key lives in one changelog partition):
+so that each key lives in one changelog partition). A bucket is cut into segments of at most
+SEGMENT_NAMES names: a batch rewrites the segment it appends to, not the hour's whole list (one
+list per hour grew with every name the hour saw, so each batch rewrote all of it to the changelog:
+~120 KB per fingerprint-schedule record on average over a 100k replay, 20% of the state's bytes,
+and past ~50k names in one hour a record above the topics' 1 MiB message limit, which no persist
+could send):
 
-  {prefix}|scope        -> [hour, ...] sorted: the hours that have a bucket
-  {prefix}|scope|hour   -> [name, ...] touched in that hour (stale for names touched since)
+  {prefix}|scope            -> [hour, ...] sorted: the hours that have a bucket
+  {prefix}|scope|hour|n     -> the number of the hour's last segment (absent: 0)
+  {prefix}|scope|hour|k     -> [name, ...] segment k of the names touched in that hour (stale for
+                               names touched since)
+  {prefix}|scope|hour       -> [name, ...] the older, unsegmented form: still read and retired
 
 The caller keeps each name's last touch itself (beside the name's own state), tells `touch` when
 that was, and checks it again for every name `due` hands back: a name is in the bucket of every
@@ -20,6 +28,8 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 HOUR_MS = 3_600_000
+#: Names per bucket segment: what one touch rewrites at most (plus the batch's own names).
+SEGMENT_NAMES = 512
 
 
 class QuietSchedule:
@@ -33,13 +43,20 @@ class QuietSchedule:
         if last_touched_ms is not None and last_touched_ms // HOUR_MS == hour:
             return  # already in this hour's bucket
         index_key = f"{self.prefix}|{scope}"
-        bucket_key = f"{index_key}|{hour}"
+        hour_key = f"{index_key}|{hour}"
+        last_key = f"{hour_key}|n"
+        segment = self.store.get(last_key, 0)
+        segment_key = f"{hour_key}|{segment}"
         owned = getattr(self.store, "owned", None)  # a WriteBuffer: append to the batch's own copy
-        bucket = owned(bucket_key) if owned is not None else None
-        if bucket is None:
-            bucket = list(self.store.get(bucket_key) or [])
-        bucket.append(name)
-        self.store[bucket_key] = bucket
+        names = owned(segment_key) if owned is not None else None
+        if names is None:
+            names = list(self.store.get(segment_key) or [])
+        if len(names) >= SEGMENT_NAMES:
+            segment += 1
+            self.store[last_key] = segment
+            segment_key, names = f"{hour_key}|{segment}", []
+        names.append(name)
+        self.store[segment_key] = names
         hours = self.store.get(index_key) or []
         if hour not in hours:
             self.store[index_key] = sorted([*hours, hour])
@@ -51,9 +68,13 @@ class QuietSchedule:
         hours = self.store.get(index_key) or []
         kept = [hour for hour in hours if (hour + 1) * HOUR_MS > quiet_before_ms]
         for hour in hours[: len(hours) - len(kept)]:
-            bucket_key = f"{index_key}|{hour}"
-            yield from self.store.get(bucket_key) or []
-            if bucket_key in self.store:
-                del self.store[bucket_key]
+            hour_key = f"{index_key}|{hour}"
+            last_key = f"{hour_key}|n"
+            segments = [f"{hour_key}|{k}" for k in range(self.store.get(last_key, 0) + 1)]
+            for bucket_key in (hour_key, *segments, last_key):
+                if bucket_key in self.store:
+                    if bucket_key != last_key:
+                        yield from self.store[bucket_key]
+                    del self.store[bucket_key]
         if kept != hours:
             self.store[index_key] = kept

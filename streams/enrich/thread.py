@@ -47,9 +47,9 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
                         bucket per hour, so that a batch rewrites the new hour's entries, not the
                         thread's whole schedule; `r|thread|`, one sorted list, is the older form)
   l|thread|          -> [newest event ms, last wall-clock ms an event touched the thread]
-  q|scope, q|scope|hour -> threads by the wall-clock hour of their last event (streams.enrich.quiet;
-                        scope: the caller's partition)
-  e|scope, e|scope|hour -> threads by the event-time hour of their newest event
+  q|scope, q|scope|hour|k -> threads by the wall-clock hour of their last event, in segments
+                        (streams.enrich.quiet; scope: the caller's partition)
+  e|scope, e|scope|hour|k -> threads by the event-time hour of their newest event
   c|scope            -> the scope's newest event time (ms) placed
 """
 
