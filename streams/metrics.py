@@ -84,6 +84,12 @@ STATE_ENTRIES = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+STATE_SPLIT_VALUES = Counter(
+    "streams_state_split_values",
+    "State values written to the changelog as several records, being over one record's limit (streams/state_parts.py)",
+    ["table"],
+    registry=REGISTRY,
+)
 STATE_RESTORED_RECORDS = Counter(
     "streams_state_restored_records",
     "Changelog records a state table loaded in bulk when its partitions were assigned (streams/state_restore.py)",

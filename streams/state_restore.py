@@ -17,13 +17,15 @@ starts reading after it.
 The records are applied as Faust applies them (memory.Store.apply_changelog_batch): JSON keys and
 values (Faust's json codec, orjson), a null value deletes the key, and each key remembers its
 partition, so Faust's end-of-recovery clean-up drops keys of partitions this worker no longer holds.
+Both ways (bulk here, Faust's recovery after it) rebuild values written as parts
+(streams/state_parts.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust.stores
@@ -31,9 +33,9 @@ import faust.utils.json as faust_json
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from faust.stores import memory
-from faust.types import TP
+from faust.types import TP, EventT
 
-from streams import metrics
+from streams import metrics, state_parts
 from streams.kafka_security import aiokafka_options
 from streams.settings import Settings
 
@@ -57,6 +59,9 @@ class BulkRestoreStore(memory.Store[Any, Any]):
         super().__post_init__()
         #: Changelog partition -> offset of the newest record this memory holds.
         self._persisted: dict[TP, int] = {}
+        #: Keys whose changelog value is split into parts: (generation, count) (see StagedTable).
+        self.split: dict[str, tuple[str, int]] = {}
+        self._loader = state_parts.ChangelogLoader(self.data, self._key_partition, self.split)
 
     def persisted_offset(self, tp: TP) -> int | None:
         return self._persisted.get(tp)
@@ -122,6 +127,9 @@ class BulkRestoreStore(memory.Store[Any, Any]):
                     log.info("%s: restored %d changelog records so far", self.table.name, applied)
         finally:
             await consumer.stop()
+        dropped = self._loader.leftover()
+        if dropped:
+            log.warning("%s: dropped %d parts no manifest claimed (a crash between them)", self.table.name, dropped)
         for tp in tps:
             end = ends[TopicPartition(tp.topic, tp.partition)]
             if end > 0:
@@ -141,18 +149,28 @@ class BulkRestoreStore(memory.Store[Any, Any]):
 
     def _apply(self, partition: int, records: Iterable[Any]) -> int:
         """Apply changelog records in order: as memory.Store.apply_changelog_batch does."""
-        data, owner, loads = self.data, self._key_partition, faust_json.loads
+        loads, apply = faust_json.loads, self._apply_one
         applied = 0
         for record in records:
             applied += 1
-            key = loads(record.key)
-            if record.value is None:
-                data.pop(key, None)
-                owner.pop(key, None)
-            else:
-                data[key] = loads(record.value)
-                owner[key] = partition
+            apply(loads(record.key), None if record.value is None else loads(record.value), partition)
         return applied
+
+    def apply_changelog_batch(
+        self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
+        """Faust's recovery (what was written after a bulk restore): record by record, with parts."""
+        for event in batch:
+            value = None if event.message.value is None else to_value(event.value)
+            self._apply_one(to_key(event.key), value, event.message.partition)
+
+    def _apply_one(self, key: Any, value: Any, partition: int) -> None:
+        try:
+            self._loader.apply(key, value, partition)
+        except state_parts.MissingPart as exc:  # a damaged changelog: the key is lost, not the worker
+            log.error("%s: %s; the key is dropped", self.table.name, exc)
+            self.data.pop(key, None)
+            self._key_partition.pop(key, None)
 
 
 def install(settings: Settings) -> str:

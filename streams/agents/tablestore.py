@@ -37,7 +37,7 @@ import faust.utils.json as faust_utils_json
 import msgspec
 import orjson
 
-from streams import metrics
+from streams import metrics, state_parts
 from streams.agents.common import Record, send_records
 from streams.state_restore import BulkRestoreStore
 from streams.windows.engine import _DELETED, WriteBuffer
@@ -105,6 +105,10 @@ class StagedTable(WriteBuffer):
         self._unsent: list[Record] = []
         self._declared = False
         self._encoders = _changelog_encoders(table)
+        #: Keys whose changelog value is split into parts now (streams/state_parts.py): generation and
+        #: part count, to delete those parts when the key is written again. Kept by the store, whose
+        #: restore rebuilds it.
+        self._split: dict[str, tuple[str, int]] = store.split if isinstance(store, BulkRestoreStore) else {}
 
     def at(self, event: faust.EventT[Any]) -> None:
         """Subsequent writes belong to `event`'s partition."""
@@ -171,7 +175,16 @@ class StagedTable(WriteBuffer):
             else:
                 data[key] = value
                 encoded = encode_value(value)
-            records.append((encode_key(key), encoded, partition))
+            previous = self._split.pop(key, None) if self._split else None
+            if previous is None and (encoded is None or len(encoded) <= state_parts.SPLIT_ABOVE_BYTES):
+                records.append((encode_key(key), encoded, partition))
+                continue
+            # Over one record's limit, or split before: streams/state_parts.py.
+            written, split = state_parts.value_records(key, encoded, previous, encode_value)
+            records.extend((encode_key(k), v, partition) for k, v in written)
+            if split is not None:
+                self._split[key] = split
+                metrics.STATE_SPLIT_VALUES.labels(table.name).inc()
         self.reset()
         metrics.STATE_ENTRIES.labels(table.name).set(len(data))
         if not self._declared:
