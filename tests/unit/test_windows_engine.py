@@ -1157,3 +1157,24 @@ def test_buckets_a_batch_wrote_change_in_place_with_the_same_rows_and_the_store_
     assert [(r.kind, r.key, r.window_start, r.version, r.comments) for r in h.rows] == [
         (r.kind, r.key, r.window_start, r.version, r.comments) for r in reference.rows
     ]
+
+
+def test_a_burst_into_one_minute_copies_its_bucket_once_per_batch_not_once_per_comment() -> None:
+    """The first item of a batch copies the stored bucket; the batch's later items change that copy
+    (a copy per item made a burst into one thread-minute quadratic: 40,000 comments kept the worker
+    from answering for over a minute). The stored bucket is untouched until the flush."""
+    backing: dict[str, Any] = {}
+    buffer = WriteBuffer(backing)
+    h = Harness(store=buffer)
+    h.deliver("thread_1m", "t1", item("c0", T0 + 1_000))
+    buffer.flush()
+    stored = next(v for k, v in backing.items() if k.startswith("b:") and ":thread_1m:" in k)
+    bkey = next(k for k, v in backing.items() if v is stored)
+    objects = set()
+    for i in range(1, 50):
+        h.deliver("thread_1m", "t1", item(f"c{i}", T0 + 1_000 + i))
+        objects.add(id(buffer.owned(bkey)))
+    assert len(objects) == 1  # one copy for the batch
+    assert list(backing[bkey]) == ["c0"] and backing[bkey] is stored
+    buffer.flush()
+    assert len(backing[bkey]) == 50

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,8 @@ class WindowEngine(_Detecting):
     def __init__(self, config: WindowConfig, store: MutableMapping[str, Any]) -> None:
         self.config = config
         self._store = store
+        owned = getattr(store, "owned", None)  # a WriteBuffer: the batch's own copies of what it wrote
+        self._owned: Callable[[str], Any] = owned if owned is not None else (lambda key: None)
         self._lateness = config.allowed_lateness_ms
         self._retention = config.retention_ms
         det = config.detectors
@@ -133,11 +135,13 @@ class WindowEngine(_Detecting):
             if members is None:
                 members = {}
             else:
-                # A new dict rather than a change in place: the stored bucket stays as it was until
-                # the batch is persisted, so a failed batch replays against it (StagedTable).
-                members = dict(members)
                 if minute < closed:
                     before = dict(members)
+                # Not the stored dict: it stays as it was until the batch is persisted, so a failed
+                # batch replays against it (StagedTable). The batch's own copy once it has one
+                # (WriteBuffer.owned): a copy per comment made a burst into one minute quadratic.
+                own = self._owned(bkey)
+                members = own if own is not None else dict(members)
             if remove:
                 del members[item.comment_id]
             else:
