@@ -3,10 +3,10 @@
 Why: a changelog record must fit the topics' message limit (1 MiB, `max.message.bytes`); a larger
 one is refused by the broker, the persist fails, and the batch that grew the value is retried,
 split, and dead-lettered message by message, valid comments and all. Values grow with bursts: a
-thread's minute bucket passed 1 MiB at ~15,000 comments in one minute (a flood or a bot), a
-thread's retention schedule at ~40,000 in one hour. So a value whose encoding is over
-SPLIT_ABOVE_BYTES goes to the changelog as parts, each a JSON string holding a slice of the
-encoding, then a manifest under the value's own key:
+thread's minute window bucket passes 1 MiB at 15,000-40,000 comments in one minute (a flood, a
+bot; 12,000 with long ids), a thread's retention schedule at about 40,000 in one event hour. So a
+value whose encoding is over SPLIT_ABOVE_BYTES goes to the changelog as parts, each a JSON string
+holding a slice of the encoding, then a manifest under the value's own key:
 
   {key}\\x00part|{generation}|{i} -> "..."   (i = 0 .. n-1, all before the manifest, same partition)
   {key}                          -> {"\\x00parts": n, "generation": generation}

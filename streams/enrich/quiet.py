@@ -8,8 +8,8 @@ so that each key lives in one changelog partition). A bucket is cut into segment
 SEGMENT_NAMES names: a batch rewrites the segment it appends to, not the hour's whole list (one
 list per hour grew with every name the hour saw, so each batch rewrote all of it to the changelog:
 ~120 KB per fingerprint-schedule record on average over a 100k replay, 20% of the state's bytes,
-and past ~50k names in one hour a record above the topics' 1 MiB message limit, which no persist
-could send):
+and past ~55k names in one scope-hour a record above the topics' 1 MiB message limit, which no
+persist could send):
 
   {prefix}|scope            -> [hour, ...] sorted: the hours that have a bucket
   {prefix}|scope|hour|n     -> the number of the hour's last segment (absent: 0)
