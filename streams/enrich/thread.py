@@ -412,18 +412,29 @@ class ThreadTree:
             else:
                 del self.store[key]
 
+    def _writable_dict(self, key: str) -> dict[str, Any]:
+        """The dict at `key`, to change and write back: the batch's own copy (see _writable_list).
+        Replies waiting for one parent that never comes run to as many as anyone sends: copying
+        them for every reply, and again for every one the parent wakes, made 20,000 of them take
+        7.5 s to place."""
+        owned = getattr(self.store, "owned", None)
+        mine = owned(key) if owned is not None else None
+        return mine if mine is not None else dict(self.store.get(key) or {})
+
     def _wait(self, key: str, child_id: str, *, now_ms: int) -> None:
-        waiting = dict(self.store.get(key) or {})
+        waiting = self._writable_dict(key)
         waiting[child_id] = now_ms + self.pending_ttl_ms
         self.store[key] = waiting
 
     def _unwait(self, key: str, child_id: str) -> None:
-        waiting = dict(self.store.get(key) or {})
-        if waiting.pop(child_id, None) is not None:
-            if waiting:
-                self.store[key] = waiting
-            else:
-                del self.store[key]
+        if child_id not in (self.store.get(key) or {}):
+            return
+        waiting = self._writable_dict(key)
+        del waiting[child_id]
+        if waiting:
+            self.store[key] = waiting
+        else:
+            del self.store[key]
 
     def _attach(self, node: dict[str, Any], parent_id: str | None, *, now_ms: int, by_author: bool) -> list[str]:
         """Set a node's parent/root/depth. Returns the ids of already placed nodes that moved: this
