@@ -230,3 +230,18 @@ def test_replies_waiting_for_one_parent_are_one_copy_per_batch_and_all_wake() ->
     assert all(p.parent_id == "p" and p.depth == 1 and not p.parent_missing for p in woken[1:])
     buffer.flush()
     assert "wi|th|p" not in backing and backing == dict(plain.store)
+
+
+def test_a_child_listed_twice_after_a_partial_persist_moves_out_of_both_entries() -> None:
+    """A new child is appended without scanning its parent's children (a pile-on made that scan
+    quadratic). A crash that persisted the children list but not the child's node leaves it listed
+    twice after the replay; a later move takes both entries out."""
+    tree = ThreadTree({})
+    tree.place(ev("p", "ann", 0), now_ms=0)
+    tree.place(ev("q", "ben", 1), now_ms=0)
+    tree.store["k|th|p"] = ["c"]  # persisted before the crash; the node n|th|c was not
+    tree.place(ev("c", "cat", 2, parent_id="p"), now_ms=0)
+    assert tree.store["k|th|p"] == ["c", "c"]
+    moved = tree.place(ev("c", "cat", 2, parent_id="q", event_type="comment.edited", edited_minute=3), now_ms=0)
+    assert (moved[0].parent_id, moved[0].depth) == ("q", 1)
+    assert "k|th|p" not in tree.store and tree.store["k|th|q"] == ["c"]
