@@ -169,8 +169,7 @@ class BulkRestoreStore(memory.Store[Any, Any]):
             self._loader.apply(key, value, partition)
         except state_parts.MissingPart as exc:  # a damaged changelog: the key is lost, not the worker
             log.error("%s: %s; the key is dropped", self.table.name, exc)
-            self.data.pop(key, None)
-            self._key_partition.pop(key, None)
+            self._loader.apply(key, None, partition)
 
 
 def install(settings: Settings) -> str:

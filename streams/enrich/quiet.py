@@ -71,10 +71,11 @@ class QuietSchedule:
             hour_key = f"{index_key}|{hour}"
             last_key = f"{hour_key}|n"
             segments = [f"{hour_key}|{k}" for k in range(self.store.get(last_key, 0) + 1)]
-            for bucket_key in (hour_key, *segments, last_key):
+            for bucket_key in (hour_key, *segments):  # the older unsegmented form first
                 if bucket_key in self.store:
-                    if bucket_key != last_key:
-                        yield from self.store[bucket_key]
+                    yield from self.store[bucket_key]
                     del self.store[bucket_key]
+            if last_key in self.store:
+                del self.store[last_key]
         if kept != hours:
             self.store[index_key] = kept

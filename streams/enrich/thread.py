@@ -377,12 +377,17 @@ class ThreadTree:
             node["v"] = old["v"] + 1  # edit / delete: a newer row
         return node
 
-    def _writable_list(self, key: str) -> list[Any]:
-        """The list at `key`, to change and write back: the batch's own copy. An author's comments in
-        a big thread run to thousands; copying the list for every comment made placing quadratic."""
+    def _writable(self, key: str, kind: type[Any]) -> Any:
+        """The list or dict (`kind`) at `key`, to change and write back: the batch's own copy. An
+        author's comments in a big thread run to thousands, and replies waiting for one parent that
+        never comes to as many as anyone sends: copying them for every comment made placing
+        quadratic (20,000 waiting replies took 7.5 s to place and wake)."""
         owned = getattr(self.store, "owned", None)  # a WriteBuffer (the worker's tables)
         mine = owned(key) if owned is not None else None
-        return mine if mine is not None else list(self.store.get(key) or [])
+        return mine if mine is not None else kind(self.store.get(key) or ())
+
+    def _writable_list(self, key: str) -> list[Any]:
+        return self._writable(key, list)  # type: ignore[no-any-return]
 
     def _index_author(self, event: CommentEvent) -> None:
         key = _key("a", event.thread_id, event.author)
@@ -416,24 +421,15 @@ class ThreadTree:
             else:
                 del self.store[key]
 
-    def _writable_dict(self, key: str) -> dict[str, Any]:
-        """The dict at `key`, to change and write back: the batch's own copy (see _writable_list).
-        Replies waiting for one parent that never comes run to as many as anyone sends: copying
-        them for every reply, and again for every one the parent wakes, made 20,000 of them take
-        7.5 s to place."""
-        owned = getattr(self.store, "owned", None)
-        mine = owned(key) if owned is not None else None
-        return mine if mine is not None else dict(self.store.get(key) or {})
-
     def _wait(self, key: str, child_id: str, *, now_ms: int) -> None:
-        waiting = self._writable_dict(key)
+        waiting: dict[str, int] = self._writable(key, dict)
         waiting[child_id] = now_ms + self.pending_ttl_ms
         self.store[key] = waiting
 
     def _unwait(self, key: str, child_id: str) -> None:
         if child_id not in (self.store.get(key) or {}):
             return
-        waiting = self._writable_dict(key)
+        waiting: dict[str, int] = self._writable(key, dict)
         del waiting[child_id]
         if waiting:
             self.store[key] = waiting

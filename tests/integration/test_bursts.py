@@ -34,28 +34,22 @@ def event(i: int, spread: int) -> bytes:
     )
 
 
-def comments(p: Pipeline) -> int:
-    return int(p.scalar(f"SELECT count() FROM comments FINAL WHERE thread_id = '{THREAD}'"))
-
-
-def minute_window(p: Pipeline) -> int | None:
-    value = p.scalar(f"SELECT sum(comments) FROM activity_windows FINAL WHERE kind = 'thread_1m' AND key = '{THREAD}'")
-    return None if value is None else int(value)
+COMMENTS = f"SELECT count() FROM comments FINAL WHERE thread_id = '{THREAD}'"
+MINUTE_WINDOW = f"SELECT sum(comments) FROM activity_windows FINAL WHERE kind = 'thread_1m' AND key = '{THREAD}'"
 
 
 def test_a_burst_past_the_record_limit_lands_whole_and_survives_a_restart(fresh_pipeline: Pipeline) -> None:
     p = fresh_pipeline.start()
     p.feed_raw(THREAD, (event(i, BURST) for i in range(BURST)))
-    p.wait_until(f"SELECT count() FROM comments FINAL WHERE thread_id = '{THREAD}'", lambda n: n >= BURST, timeout=300)
-    count_query = f"SELECT sum(comments) FROM activity_windows FINAL WHERE kind = 'thread_1m' AND key = '{THREAD}'"
-    p.wait_until(count_query, lambda n: n is not None and n >= BURST, timeout=300)
-    assert minute_window(p) == BURST
+    p.wait_until(COMMENTS, lambda n: n >= BURST, timeout=300)
+    p.wait_until(MINUTE_WINDOW, lambda n: n is not None and n >= BURST, timeout=300)
+    assert p.scalar(MINUTE_WINDOW) == BURST
     assert p.metric("streams_state_split_values_total", table="window_state") > 0  # the split path ran
     p.kill()
     p.start()
     # 100 more comments in the same (closed) minute: the correction reads the restored bucket.
     p.feed_raw(THREAD, (event(i, 100) for i in range(BURST, BURST + 100)))
-    p.wait_until(count_query, lambda n: n is not None and n >= BURST + 100, timeout=300)
-    assert (comments(p), minute_window(p)) == (BURST + 100, BURST + 100)
+    p.wait_until(MINUTE_WINDOW, lambda n: n is not None and n >= BURST + 100, timeout=300)
+    assert (p.scalar(COMMENTS), p.scalar(MINUTE_WINDOW)) == (BURST + 100, BURST + 100)
     assert p.scalar("SELECT count() FROM dead_letters FINAL") == 0
     assert p.scalar("SELECT count() FROM late_events FINAL") == 0
