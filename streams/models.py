@@ -109,6 +109,11 @@ class EnrichedComment(msgspec.Struct, kw_only=True, frozen=True):
     #: Higher wins in ClickHouse (ReplacingMergeTree): later edits and parent fixes replace earlier rows.
     version: int = 0
     enriched_at: datetime | None = None
+    #: Which scorer's verdict `flags` is: 0 the inline scorer, 1 the second stage
+    #: (streams/enrich/flags/second_stage.py). The stored row version is ``version * 2 + stage``, so
+    #: the second stage's row replaces the inline one of the same revision and the next revision's
+    #: inline row replaces both.
+    stage: int = 0
 
 
 class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):

@@ -102,13 +102,19 @@ def comment_row(c: EnrichedComment) -> list[Any]:
         c.author_thread_count,
         c.author_first_seen,
         c.enriched_at or datetime.now(UTC),
-        c.version,
+        stored_version(c),
         int(e.event_type == "comment.deleted"),
         e.unknown_fields or {},
         e.source_state or "",
         e.source_kind or "",
         c.model_version,
     ]
+
+
+def stored_version(c: EnrichedComment) -> int:
+    """The row's ReplacingMergeTree version: the revision, then the second stage above the inline
+    verdict of the same revision (EnrichedComment.stage)."""
+    return c.version * 2 + c.stage
 
 
 def dead_letter_row(d: DeadLetter) -> list[Any]:

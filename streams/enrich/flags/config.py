@@ -28,7 +28,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_CONFIG_PATH = DATA_DIR / "moderation.toml"
 CONFIG_ENV = "STREAMS_MODERATION_FILE"
 #: Top-level tables owned by other components: kept in the file, not validated here.
-FOREIGN_TABLES = frozenset({"detectors"})
+FOREIGN_TABLES = frozenset({"detectors", "second_stage"})
 #: The `[models.*]` entry for alt-profanity-check; every other entry is a linear model file.
 PROFANITY_CHECK = "profanity_check"
 SCHEMA_VERSION = 1
