@@ -61,11 +61,18 @@ def worker(
     processes: Annotated[
         int, typer.Option(min=1, help="worker processes on this machine, under a supervisor (<= partitions)")
     ] = 1,
+    second_stage: Annotated[
+        bool,
+        typer.Option(
+            "--second-stage",
+            help="also run the second-stage moderation model, in a process of its own (README: Moderation flags)",
+        ),
+    ] = False,
 ) -> None:
     """Run the Faust worker: ingest, enrich, windows and ClickHouse sinks, with /metrics and /sql."""
     settings = _settings()
-    if processes > 1:
-        raise typer.Exit(_supervise(settings, processes, loglevel))
+    if processes > 1 or second_stage:
+        raise typer.Exit(_supervise(settings, processes, loglevel, second_stage=second_stage))
     limit_malloc_arenas(settings.malloc_arenas)  # before ClickHouse and Kafka start their threads
     from streams.clickhouse.client import ClickHouseUnavailable, connect
     from streams.clickhouse.migrations import MigrationError, migrate
@@ -93,6 +100,14 @@ def worker(
             warm_up()
         except ModerationConfigError as exc:
             raise fail(str(exc)) from exc
+    if settings.runs_second_stage:
+        from streams.agents.second_stage import warm_up as warm_up_second_stage
+        from streams.enrich.flags.encoder import EncoderUnavailable
+
+        try:
+            warm_up_second_stage()
+        except (ModerationConfigError, EncoderUnavailable) as exc:
+            raise fail(str(exc)) from exc
     freeze_long_lived_objects(settings.gc_young_threshold)
     runner = Worker(app, loglevel=loglevel or settings.log_level, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (every Kafka send then builds a log
@@ -116,8 +131,8 @@ def check_web_exposure(settings: Settings) -> None:
         )
 
 
-def _supervise(settings: Settings, processes: int, loglevel: str) -> int:
-    """`streams worker --processes N`: the children and their roles are in streams/supervisor.py."""
+def _supervise(settings: Settings, processes: int, loglevel: str, *, second_stage: bool = False) -> int:
+    """`streams worker --processes N [--second-stage]`: the children and their roles are in streams/supervisor.py."""
     import logging
 
     from streams.clickhouse.client import ClickHouseUnavailable, connect, is_embedded
@@ -125,7 +140,7 @@ def _supervise(settings: Settings, processes: int, loglevel: str) -> int:
     from streams.supervisor import PlanError, Supervisor, plan_processes
 
     try:
-        specs = plan_processes(settings, processes)
+        specs = plan_processes(settings, processes, second_stage=second_stage)
     except PlanError as exc:
         raise fail(str(exc), 2) from exc
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", stream=sys.stderr)
@@ -641,19 +656,28 @@ def _parse_span(text: str) -> Any:
 def score(
     text: Annotated[bool, typer.Option("--text", help="stdin is plain text, one comment per line")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 512,
+    second_stage: Annotated[
+        bool, typer.Option("--second-stage", help="give borderline comments the second-stage model's verdict (~100/s)")
+    ] = False,
 ) -> None:
     """Score comments on stdin (JSON lines with `body` and optional `author`, or --text) -> JSON lines.
 
     `comment_id`, `event_id` and `author` are copied to the output line; exits 1 if a line failed."""
     from streams.enrich.flags import FlagScorer, ModerationConfigError
+    from streams.enrich.flags.encoder import EncoderUnavailable
     from streams.enrich.score_cli import run_score
 
     try:
-        scorer = FlagScorer()
+        if second_stage:
+            from streams.enrich.flags.second_stage import TwoStageScorer
+
+            scorer: FlagScorer = TwoStageScorer()
+        else:
+            scorer = FlagScorer()
         scorer.warm_up()
         freeze_long_lived_objects()
         errors = run_score(sys.stdin.buffer, sys.stdout.buffer, text_mode=text, batch_size=batch_size, scorer=scorer)
-    except ModerationConfigError as exc:
+    except (ModerationConfigError, EncoderUnavailable) as exc:
         raise fail(str(exc)) from exc
     if errors:
         err.print(f'[yellow]{errors} line(s) could not be scored (see their "error" field)[/]')

@@ -122,6 +122,12 @@ UNKNOWN_FIELDS = Counter(
     registry=REGISTRY,
 )
 FLAGS = Counter("streams_flags", "Comments flagged, by category", ["category"], registry=REGISTRY)
+SECOND_STAGE_CHANGES = Counter(
+    "streams_second_stage_changes",
+    "Inline verdicts the second stage changed, by category and change (flagged: it raised the flag; cleared)",
+    ["category", "change"],
+    registry=REGISTRY,
+)
 LATE_EVENTS = Counter(
     "streams_late_events", "Comments too late for their (already expired) window", ["kind"], registry=REGISTRY
 )

@@ -14,7 +14,7 @@ from streams import PROJECT_ROOT
 from streams.clickhouse.limits import QueryLimits
 
 ENV_PREFIX = "STREAMS_"
-WORKER_ROLES = ("all", "processing", "sink")
+WORKER_ROLES = ("all", "processing", "sink", "second-stage")
 
 
 class SettingsError(ValueError):
@@ -117,8 +117,9 @@ class Settings:
     #: A file holding the ClickHouse password (first line), instead of one in the DSN.
     clickhouse_password_file: str = ""
     #: What this worker process runs: all; processing (ingest, enrich, authors, windows; never opens
-    #: ClickHouse); sink (the ClickHouse sinks and /sql, its own consumer group). `streams worker
-    #: --processes N` sets it for its children (streams/supervisor.py).
+    #: ClickHouse); sink (the ClickHouse sinks and /sql, its own consumer group); second-stage (the
+    #: heavier moderation model, its own consumer group: streams/agents/second_stage.py). `streams
+    #: worker --processes N` and `--second-stage` set it for their children (streams/supervisor.py).
     worker_role: str = "all"
 
     @property
@@ -153,10 +154,16 @@ class Settings:
         return self.worker_role in ("all", "sink")
 
     @property
+    def runs_second_stage(self) -> bool:
+        """This process runs the second-stage moderation model (and nothing else)."""
+        return self.worker_role == "second-stage"
+
+    @property
     def faust_app_id(self) -> str:
         """The Faust app id (consumer group): the sink role is a group of its own, so the processing
         group's partition assignment does not depend on which process owns the database."""
-        return self.topic(self.app_id + ("-sink" if self.worker_role == "sink" else ""))
+        suffix = {"sink": "-sink", "second-stage": "-second-stage"}.get(self.worker_role, "")
+        return self.topic(self.app_id + suffix)
 
     @property
     def worker_url(self) -> str:

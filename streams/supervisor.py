@@ -13,6 +13,9 @@ Roles (STREAMS_WORKER_ROLE of each child, see streams/agents/__init__.py):
   subscriptions. Processing children write to Kafka only; the sink commits after ClickHouse
   acknowledged, so a crash of any child loses nothing (at-least-once into idempotent tables).
 - With a ClickHouse server (http(s)://), any process may insert: N children run `all`, one group.
+- `--second-stage` adds one child in the `second-stage` role (the heavier moderation model,
+  streams/agents/second_stage.py; a consumer group of its own, so it never holds the others up);
+  `--second-stage` with one process runs the `all` worker beside it.
 
 Child i serves HTTP on STREAMS_WEB_PORT + i and has a Faust data directory of its own. The sink (or
 child 0) keeps the base port, so `streams sql` and /health work as with one process.
@@ -72,8 +75,17 @@ class ChildSpec:
         }
 
 
-def plan_processes(settings: Settings, processes: int) -> list[ChildSpec]:
-    """The children of `streams worker --processes N` (see the module doc)."""
+def plan_processes(settings: Settings, processes: int, *, second_stage: bool = False) -> list[ChildSpec]:
+    """The children of `streams worker --processes N [--second-stage]` (see the module doc)."""
+    specs = _pipeline_processes(settings, processes)
+    if second_stage:
+        index = len(specs)
+        data = Path(settings.data_dir)
+        specs.append(ChildSpec(index, "second-stage", settings.web_port + index, str(data / "second-stage")))
+    return specs
+
+
+def _pipeline_processes(settings: Settings, processes: int) -> list[ChildSpec]:
     if processes < 1:
         raise PlanError("--processes must be >= 1")
     if settings.worker_role != "all":
@@ -87,6 +99,8 @@ def plan_processes(settings: Settings, processes: int) -> list[ChildSpec]:
             "(topics are created with STREAMS_PARTITIONS; existing topics keep theirs)"
         )
     data = Path(settings.data_dir)
+    if processes == 1:  # `--second-stage` alone: the worker as it runs unsupervised, beside it
+        return [ChildSpec(0, "all", settings.web_port, str(data))]
     if is_embedded(settings.clickhouse_dsn):
         sink = ChildSpec(0, "sink", settings.web_port, str(data / "sink"))
         return [sink] + [

@@ -3,7 +3,7 @@
 The runner (streams/agents/runner.py) pins each message while its batch is in flight and releases it
 only after ClickHouse accepted the batch. If the worker stops or dies mid-insert, the pinned offsets
 are never committed and the batch is consumed again on restart; the tables are idempotent, so
-nothing doubles. comments.enriched and activity.windows carry envelopes of rows; the other topics
+nothing doubles. comments.enriched, comments.rescored and activity.windows carry envelopes of rows; the other topics
 one row per message.
 """
 
@@ -26,6 +26,7 @@ from streams.app import (
     dlq_topic,
     enriched_topic,
     late_topic,
+    rescored_topic,
     settings,
 )
 from streams.batches import ENVELOPE_TYPICAL_ROWS, EnvelopeDecoder
@@ -52,10 +53,17 @@ def batch_token(events: Sequence[faust.EventT[Any]]) -> str:
 
 
 def clickhouse_sink(
-    source: faust.TopicT, *, table: str, columns: Sequence[str], to_rows: RowsFn, enveloped: bool = False
+    source: faust.TopicT,
+    *,
+    table: str,
+    columns: Sequence[str],
+    to_rows: RowsFn,
+    enveloped: bool = False,
+    name: str = "",
 ) -> None:
-    """An agent inserting what `source` carries into `table`: one column-oriented insert per batch."""
-    agent_name = f"sink_{table}"
+    """An agent (`name`, default sink_<table>) inserting what `source` carries into `table`: one
+    column-oriented insert per batch."""
+    agent_name = name or f"sink_{table}"
 
     async def handle(events: Sequence[faust.EventT[Any]]) -> None:
         metrics.EVENTS_IN.labels(agent_name).inc(len(events))
@@ -100,12 +108,19 @@ def dead_letter_from(value: bytes, headers: Any) -> list[list[Any]]:
         return [dead_letter_row(_DEAD.decode(value))]
 
 
+def comment_rows(value: bytes, _headers: Any) -> list[list[Any]]:
+    return [comment_row(c) for c in _ENRICHED_BATCH.decode(value)]
+
+
+clickhouse_sink(enriched_topic, table="comments", columns=COMMENT_COLUMNS, to_rows=comment_rows, enveloped=True)
+# The second stage's newer row versions (empty unless a second-stage worker runs).
 clickhouse_sink(
-    enriched_topic,
+    rescored_topic,
     table="comments",
     columns=COMMENT_COLUMNS,
-    to_rows=lambda raw, _headers: [comment_row(c) for c in _ENRICHED_BATCH.decode(raw)],
+    to_rows=comment_rows,
     enveloped=True,
+    name="sink_comments_rescored",
 )
 clickhouse_sink(dlq_topic, table="dead_letters", columns=DEAD_LETTER_COLUMNS, to_rows=dead_letter_from)
 

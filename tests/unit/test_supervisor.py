@@ -49,3 +49,17 @@ def test_roles_and_app_ids() -> None:
 def test_restart_delay_doubles_up_to_a_cap() -> None:
     assert [restart_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
     assert restart_delay(50) == MAX_RESTART_DELAY
+
+
+def test_the_second_stage_runs_in_a_process_and_consumer_group_of_its_own() -> None:
+    alone = plan_processes(settings(STREAMS_CLICKHOUSE_DSN="chdb:///tmp/x"), 1, second_stage=True)
+    assert [(c.role, c.web_port, c.data_dir) for c in alone] == [
+        ("all", 7000, "/d"),
+        ("second-stage", 7001, "/d/second-stage"),
+    ]
+    two = plan_processes(settings(STREAMS_CLICKHOUSE_DSN="chdb:///tmp/x", STREAMS_PARTITIONS="4"), 2, second_stage=True)
+    assert [c.role for c in two] == ["sink", "processing", "processing", "second-stage"]
+    assert two[-1].web_port == 7003
+    role = settings(STREAMS_WORKER_ROLE="second-stage", STREAMS_TOPIC_PREFIX="p.")
+    assert (role.runs_second_stage, role.runs_processing, role.runs_sink) == (True, False, False)
+    assert role.faust_app_id == "p.comment-streams-second-stage"
