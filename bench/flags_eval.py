@@ -59,9 +59,12 @@ from streams.enrich.flags import (  # noqa: E402
     DEFAULT_CONFIG_PATH,
     FlagScorer,
     ModerationConfig,
+    ModerationConfigError,
     ScoreInput,
     load_moderation_config,
 )
+from streams.enrich.flags.encoder import EncoderUnavailable  # noqa: E402
+from streams.enrich.flags.second_stage import TwoStageScorer  # noqa: E402
 from streams.enrich.language import detect_languages  # noqa: E402
 from streams.enrich.normalize import _analyze_cached, analyze  # noqa: E402
 from streams.enrich.text import text_features  # noqa: E402
@@ -90,6 +93,15 @@ BY_HAND = {
 }
 THROUGHPUT_TARGET = 10_000
 FP_TARGET = 0.05
+#: The column of the inline scorer followed by the second stage (TwoStageScorer).
+SECOND = "second stage"
+SECOND_STAGE_NOTE = [
+    "Columns: before = the scorer shipped before issue 13; after = the inline scorer (every comment, "
+    "in the pipeline); second stage = what a comment's row says once the second-stage model "
+    "(minilm-ft-v1, `streams worker --second-stage`) has re-scored it: the inline verdict below its "
+    "`rescore_from` band, the second stage's above (streams/enrich/flags/second_stage.py). The "
+    "target column judges the last column.",
+]
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,13 @@ def quality(
     return lines, misses, figures
 
 
+def threshold_of(scorer: FlagScorer, category: str) -> float:
+    """The threshold that decides `category` (the second stage's own for the categories it re-scores)."""
+    if isinstance(scorer, TwoStageScorer) and category in scorer.second.stage.thresholds:
+        return scorer.second.stage.thresholds[category]
+    return scorer.config.thresholds[category]
+
+
 def pooled_decisions(rows: list[md.Row], scorer: FlagScorer, label: str) -> tuple[list[str], dict[str, float]]:
     """Precision / recall of each category's decision over every TEST row labelled for it (pooled)."""
     results = score_all(scorer, [r.text for r in rows])
@@ -209,7 +228,7 @@ def pooled_decisions(rows: list[md.Row], scorer: FlagScorer, label: str) -> tupl
         p, rc = _pr(y, flagged)
         out[f"{category}:precision"], out[f"{category}:recall"] = p, rc
         lines.append(
-            f"| {category} | {len(keep)} | {int(y.sum())} | {scorer.config.thresholds[category]:.2f} | "
+            f"| {category} | {len(keep)} | {int(y.sum())} | {threshold_of(scorer, category):.2f} | "
             f"{p:.3f} | {rc:.3f} | |"
         )
     return lines, out
@@ -477,6 +496,32 @@ def realistic_mix(n: int, seed: int = 20180320) -> tuple[list[str], list[str]]:
     return texts, authors
 
 
+def second_stage_throughput(two_stage: TwoStageScorer, test: list[md.Row], n: int) -> list[str]:
+    """The second stage's cost on one core (comments it re-scores per CPU second) and the share of
+    comments it would re-score: on the realistic mix and on the TEST rows."""
+    bodies, authors = realistic_mix(n)
+    inline = FlagScorer.score_many(two_stage, [ScoreInput(b, a) for b, a in zip(bodies, authors, strict=True)])
+    wanted = [i for i, r in enumerate(inline) if two_stage.second.wants(r)]
+    test_inline = score_all(FlagScorer(two_stage.config), [r.text for r in test])
+    test_share = sum(two_stage.second.wants(r) for r in test_inline) / len(test)
+    two_stage.second.rescore(bodies[:8], inline[:8])  # warm up
+    started = time.process_time()
+    two_stage.second.rescore(bodies, inline)
+    cpu = time.process_time() - started
+    model = two_stage.second.model
+    tokens = np.mean([len(s) for s in model.token_ids(bodies)]) if hasattr(model, "token_ids") else float("nan")
+    stage = two_stage.second.stage
+    return [
+        f"**Second stage ({stage.id}), one core: {n / cpu:,.0f} comments/s** re-scored (realistic mix, "
+        f"{n} bodies, {tokens:.0f} word pieces on average, at most {getattr(model, 'max_tokens', '?')}; numpy, "
+        f"one BLAS thread; process CPU time). With `rescore_from = {stage.rescore_from}` it re-scores "
+        f"{len(wanted) / n:.0%} of the realistic mix and {test_share:.0%} of the TEST rows, so one core "
+        f"keeps up with about {n / cpu / max(len(wanted) / n, 1e-9):,.0f} comments/s of such a stream; "
+        "beyond that its rows arrive later (its lag is `streams_consumer_lag` of the second-stage group), "
+        "the pipeline never waits for it.",
+    ]
+
+
 def _reference_ns() -> float:
     """CPU speed yardstick: ns per iteration of a fixed pure-Python loop (best of 5)."""
     best = float("inf")
@@ -728,6 +773,15 @@ NOTES = [
     "- Tried on DEV before settling on the shipped features (words, word pairs, 3-5 letter word "
     "prefixes): character 3-5-grams inside words added to them (no gain on DEV: OLID 0.810 vs 0.818, "
     "toxic_spans toxic 0.621 either way, Gab vulgar 0.821 vs 0.817) and C 1 / 4 (PROVENANCE.md).",
+    "- Second stage (2026-12-07; bench/train_second_stage.py, DEV only): the model's logit and the "
+    "inline score's are combined per category by a logistic regression fitted on pooled DEV; "
+    "thresholds are the lowest with pooled DEV precision >= 0.80 and recall >= 0.25, else the best "
+    "F0.5, raised until at most 2% of the neutral identity sentences are flagged (as for the inline "
+    "scorer). A phrase rule's score is a floor (the sample thread's 'the Jews ... subvert' comment "
+    "stays flagged; on DEV the floor cost toxic_spans toxic ROC-AUC 0.657 -> 0.640). `rescore_from` "
+    "is 0 (every comment): on DEV any band above it cost more than 0.005 mean ROC-AUC (0.05: -0.007 "
+    "for 74% of the rows, 0.2: -0.026 for 35%), because harmful comments the inline scorer misses "
+    "entirely are what the second stage finds.",
 ]
 
 
@@ -769,7 +823,14 @@ def main(argv: list[str] | None = None) -> int:
     test = [r for r in rows if r.split == "test"]
     scorer = FlagScorer()
     before = FlagScorer(load_moderation_config(BASELINE))
-    scorers = {"before": before, "after": scorer}
+    scorers: dict[str, FlagScorer] = {"before": before, "after": scorer}
+    try:
+        two_stage: TwoStageScorer | None = TwoStageScorer()
+    except (EncoderUnavailable, ModerationConfigError) as exc:
+        print(f"second stage not measured: {exc}", file=sys.stderr)
+        two_stage = None
+    if two_stage is not None:
+        scorers[SECOND] = two_stage
     digests = {
         name: ", ".join(
             f"{m.id} (sha256 {hashlib.sha256(m.file.read_bytes()).hexdigest()[:12]})"
@@ -778,9 +839,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, sc in scorers.items()
     }
-    q_lines, misses, _ = quality(test, scorers)
-    d_before, _ = pooled_decisions(test, before, "before")
-    d_after, pooled = pooled_decisions(test, scorer, "after")
+    q_lines, misses, figures = quality(test, scorers)
+    decisions = {name: pooled_decisions(test, sc, name) for name, sc in scorers.items()}
+    pooled = decisions[list(scorers)[-1]][1]
     neutral = [r.text for r in test if r.set == "toxigen" and r.extra.get("neutral")]
     fp_lines, fp_misses = false_positives(scorers, neutral)
     misses += fp_misses
@@ -788,11 +849,24 @@ def main(argv: list[str] | None = None) -> int:
         p, rc = pooled[f"{category}:precision"], pooled[f"{category}:recall"]
         if not (p >= 0.80 and rc >= 0.60):
             misses.append(f"{category} at threshold (pooled TEST): precision {p:.3f}, recall {rc:.3f}")
+    if two_stage is not None:
+        inline_misses = [
+            f"{c.set} {c.label} {figures[f'{c.set}:{c.label}:after']['auc']:.3f}"
+            for c in CHECKS
+            if c.auc_target and figures[f"{c.set}:{c.label}:after"]["auc"] < c.auc_target
+        ]
+        misses.append(
+            "(targets judged on the second stage's verdicts; the inline scorer alone misses ROC-AUC: "
+            + "; ".join(inline_misses)
+            + ")"
+        )
     ceiling = annotator_ceiling()
     s_lines = sample_thread(scorer)
     t_lines, rate = throughput(scorer, n=8192 if args.quick else 32768, repeats=2 if args.quick else 3, before=before)
     if rate < THROUGHPUT_TARGET:
         misses.append(f"scoring throughput {rate:,.0f}/s < {THROUGHPUT_TARGET:,}/s")
+    if two_stage is not None:
+        t_lines += ["", *second_stage_throughput(two_stage, test, n=256 if args.quick else 1024)]
     counts = {name: sum(r.set == name for r in test) for name in md.LOADERS}
     section = "\n".join(
         [
@@ -807,14 +881,13 @@ def main(argv: list[str] | None = None) -> int:
             "TEST rows per set: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ". Label mapping: "
             "bench/moderation_data.py (`LABELS`). P / R: precision / recall of the category's decision.",
             "",
+            *SECOND_STAGE_NOTE,
+            "",
             *q_lines,
             "",
             "Decisions pooled over every TEST row labelled for the category:",
             "",
-            *d_before,
-            "",
-            *d_after,
-            "",
+            *[line for _, (lines, _) in decisions.items() for line in [*lines, ""]],
             *ceiling,
             "",
             "### False positives on neutral sentences about identity groups",

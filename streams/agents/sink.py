@@ -3,8 +3,8 @@
 The runner (streams/agents/runner.py) pins each message while its batch is in flight and releases it
 only after ClickHouse accepted the batch. If the worker stops or dies mid-insert, the pinned offsets
 are never committed and the batch is consumed again on restart; the tables are idempotent, so
-nothing doubles. comments.enriched, comments.rescored and activity.windows carry envelopes of rows; the other topics
-one row per message.
+nothing doubles. comments.enriched, comments.rescored and activity.windows carry envelopes of rows;
+the other topics one row per message.
 """
 
 from __future__ import annotations

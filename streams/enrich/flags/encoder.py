@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import erf
 
 N_LAYERS = 6
 N_HEADS = 12
@@ -56,6 +55,8 @@ def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf  # here: `streams score` imports this module for its exception alone
+
     out: np.ndarray = 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2.0))))
     return out
 
