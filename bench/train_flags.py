@@ -56,6 +56,7 @@ sys.path.insert(0, str(BENCH))
 import moderation_data as md  # noqa: E402
 
 from streams.enrich.flags import DATA_DIR, SparseLinearModel, model_features  # noqa: E402
+from streams.enrich.flags.config import SWEARING  # noqa: E402
 from streams.enrich.normalize import normalize  # noqa: E402
 
 MODEL_ID = "comments-lr-v3"
@@ -73,40 +74,7 @@ PRUNE_BELOW = 0.0
 #: itself ("holy shit, what a goal"), but OLID and toxic_spans label much of it offensive / toxic.
 #: So the toxicity head's weights for these words (and their 4-5 letter prefixes) are set to 0
 #: after fitting; word pairs keep theirs ("fuck you" stays evidence of abuse), and so do insults.
-SWEARING = frozenset(
-    [
-        "fuck",
-        "fucking",
-        "fuckin",
-        "fucked",
-        "fck",
-        "fcking",
-        "fuk",
-        "fukin",
-        "fukking",
-        "phuck",
-        "shit",
-        "shits",
-        "shitty",
-        "shitting",
-        "shitted",
-        "crap",
-        "crappy",
-        "craps",
-        "damn",
-        "damned",
-        "goddamn",
-        "dammit",
-        "hell",
-        "bloody",
-        "piss",
-        "pissed",
-        "pissing",
-        "wtf",
-        "omfg",
-        "holy",
-    ]
-)
+# (the list: streams.enrich.flags.config.SWEARING, which the second stage's model input drops too)
 
 
 def swearing_features(features: list[str]) -> list[int]:

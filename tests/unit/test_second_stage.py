@@ -26,6 +26,7 @@ from streams.enrich.flags.second_stage import (
     TwoStageScorer,
     combine_scores,
     second_stage_config,
+    without_swearing,
 )
 from streams.models import CommentEvent, EnrichedComment, FlagResult
 from streams.steps.second_stage import second_look
@@ -199,10 +200,10 @@ def test_the_two_stage_scorer_keeps_inline_verdicts_below_the_band() -> None:
 #: Logits of the shipped minilm-ft-v1 for these texts, from its numpy forward pass when it was
 #: exported (bench/train_second_stage.py checks that pass against the JAX one used in training).
 SHIPPED = {
-    "Thanks for the article, very informative!": [-4.311, -3.953, -4.428, -5.109],
-    "You are an absolute moron.": [1.491, -3.297, -3.697, -4.126],
-    "Those people should all be deported, every last one of them, they are vermin.": [0.849, -0.049, 3.551, 3.185],
-    "I will find you and make you pay for this.": [-3.765, -4.162, -4.745, -5.097],
+    "Thanks for the article, very informative!": [-3.811, -4.205, -4.53, -5.017],
+    "You are an absolute moron.": [1.341, -3.137, -3.72, -4.347],
+    "Those people should all be deported, every last one of them, they are vermin.": [0.834, -0.144, 3.708, 3.434],
+    "I will find you and make you pay for this.": [-0.845, -3.326, -4.468, -5.076],
 }
 
 
@@ -224,3 +225,35 @@ def test_the_shipped_model_reproduces_its_recorded_outputs() -> None:
     assert max(clean) < 0.2
     assert insult[HEADS.index("toxicity")] > 0.5
     assert hate[HEADS.index("identity_attack")] > 0.5
+
+
+def test_the_model_never_reads_plain_swearing() -> None:
+    assert without_swearing("holy shit, what a goal") == " , what a goal"
+    assert without_swearing("Holy SHIIIT this is amazing") == "  this is amazing"
+    assert without_swearing("What the hell were they thinking?") == "What the  were they thinking?"
+    # Abuse stays, and so do words that merely contain a listed one.
+    assert without_swearing("you are a moron, hello shell") == "you are a moron, hello shell"
+
+
+def test_a_profanity_lexicon_term_is_a_floor_for_the_second_stage() -> None:
+    model = FixedModel({"that was shit": [-6.0, -6.0, -6.0, -6.0]})
+    s = scorer(model)
+    inline = FlagResult(
+        scores=verdict(profanity=0.9).scores, flags=["profanity"], reasons={"profanity": ["lexicon:profanity:shit"]}
+    )
+    (again,) = s.rescore(["that was shit"], [inline])
+    assert again.scores["profanity"] >= 0.9 and "profanity" in again.flags
+
+
+def test_the_products_ordinary_comments_stay_unflagged_with_the_second_stage() -> None:
+    lines = [
+        line.strip()
+        for line in (Path(__file__).resolve().parents[2] / "bench" / "data" / "ordinary_comments.txt")
+        .read_text()
+        .splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    lines += ["holy shit, what a goal", "damn, that was a good game"]
+    results = TwoStageScorer().score_many([ScoreInput(t) for t in lines])
+    flagged = {t: r.flags for t, r in zip(lines, results, strict=True) if set(r.flags) - {"profanity"}}
+    assert flagged == {}
