@@ -657,7 +657,10 @@ def score(
     text: Annotated[bool, typer.Option("--text", help="stdin is plain text, one comment per line")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 512,
     second_stage: Annotated[
-        bool, typer.Option("--second-stage", help="give borderline comments the second-stage model's verdict (~100/s)")
+        bool,
+        typer.Option(
+            "--second-stage", help="give borderline comments the second-stage model's verdict (~75/s per core)"
+        ),
     ] = False,
 ) -> None:
     """Score comments on stdin (JSON lines with `body` and optional `author`, or --text) -> JSON lines.

@@ -2,18 +2,20 @@
 
 The inline scorer (`FlagScorer`) decides every comment within the pipeline's budget (~100 us). The
 second stage (`minilm-ft-v1`: a fine-tuned 6-layer transformer, streams/enrich/flags/encoder.py,
-~10 ms per comment per core) runs on its own agent (streams/agents/second_stage.py) and never
+~13 ms per comment per core) runs on its own agent (streams/agents/second_stage.py) and never
 holds the pipeline up: the comment's row lands with the inline verdict first and a newer row
 version with the second stage's verdict replaces it when ready.
 
 For each text category, the second-stage score is a logistic regression over the inline score's
 logit and the model's logit (``combine``: both weights and a bias, fitted on DEV by
 bench/train_second_stage.py), so the lexicons and phrase rules the inline scorer knows still
-count; where a phrase rule backs the inline score of a category, the second stage can raise that
-score but not lower it (`rule_backed`). `toxicity` then includes identity attacks
-and threats as the inline scorer does. Comments
-whose inline scores are all below ``rescore_from`` keep the inline verdict (on DEV re-scoring them
-changed the ranking by under 0.005 ROC-AUC); `spam` and `username` are never re-scored.
+count; where a phrase rule (for profanity, also a lexicon term) backs the inline score of a
+category, the second stage can raise that score but not lower it (`rule_backed`). The model reads
+the text without plain swearing (`without_swearing`): swearing is profanity here, never toxicity
+by itself. `toxicity` then includes identity attacks and threats as the inline scorer does.
+Comments whose inline scores are all below ``rescore_from`` keep the inline verdict (shipped: 0,
+every comment; on DEV any higher band cost more than 0.005 mean ROC-AUC); `spam` and `username`
+are never re-scored.
 
 Reasons: the inline reasons stay (they still fed the score); ``model:<id>:<probability>`` is added
 to a category only where the second stage raised its score and the model's probability is at
@@ -100,8 +102,8 @@ def combine_scores(
 ) -> np.ndarray:
     """Second-stage scores [n, len(HEADS)] from the inline scores and the model's logits (same shape).
 
-    Where `ruled` (rule_backed) is set, the score is at least the inline one: a lexicon term or a
-    phrase rule someone wrote on purpose is not outvoted by a model that has not seen it."""
+    Where `ruled` (rule_backed) is set, the score is at least the inline one: a phrase rule someone
+    wrote on purpose (for profanity, a lexicon term) is not outvoted by a model that has not seen it."""
     out = np.zeros(inline.shape, np.float64)
     for j, category in enumerate(HEADS):
         a, b, c = combine[category]
