@@ -99,6 +99,17 @@ def _pipeline() -> Dashboard:
                 unit="short",
             ),
             _prom(
+                "second_stage_changes",
+                "Second-stage verdict changes",
+                "Flags the second-stage model (streams worker --second-stage) raised or cleared per second, "
+                "by category; empty when it does not run.",
+                PromQuery(
+                    "sum by (category, change) (rate(streams_second_stage_changes_total[$__rate_interval]))",
+                    "{{category}} {{change}}",
+                ),
+                unit="ops",
+            ),
+            _prom(
                 "watermark_age",
                 "Event-time watermark age",
                 "How far each partition's watermark is behind the wall clock (large during a replay).",
