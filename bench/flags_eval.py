@@ -786,8 +786,8 @@ NOTES = [
     "ordinary comments set toxicity's threshold (0.77, DEV recall 0.30; 0.68 before the neutral "
     "and ordinary limits). "
     "`rescore_from` "
-    "is 0 (every comment): on DEV any band above it cost more than 0.005 mean ROC-AUC (0.05: -0.007 "
-    "for 74% of the rows, 0.2: -0.026 for 35%), because harmful comments the inline scorer misses "
+    "is 0 (every comment): on DEV any band above it cost 0.005 mean ROC-AUC or more (0.05: -0.005 "
+    "for 74% of the rows, 0.2: -0.021 for 35%), because harmful comments the inline scorer misses "
     "entirely are what the second stage finds.",
 ]
 

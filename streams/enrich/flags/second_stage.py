@@ -14,7 +14,7 @@ category, the second stage can raise that score but not lower it (`rule_backed`)
 the text without plain swearing (`without_swearing`): swearing is profanity here, never toxicity
 by itself. `toxicity` then includes identity attacks and threats as the inline scorer does.
 Comments whose inline scores are all below ``rescore_from`` keep the inline verdict (shipped: 0,
-every comment; on DEV any higher band cost more than 0.005 mean ROC-AUC); `spam` and `username`
+every comment; on DEV any higher band cost 0.005 mean ROC-AUC or more); `spam` and `username`
 are never re-scored.
 
 Reasons: the inline reasons stay (they still fed the score); ``model:<id>:<probability>`` is added
