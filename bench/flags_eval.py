@@ -500,9 +500,10 @@ def second_stage_throughput(two_stage: TwoStageScorer, test: list[md.Row], n: in
     """The second stage's cost on one core (comments it re-scores per CPU second) and the share of
     comments it would re-score: on the realistic mix and on the TEST rows."""
     bodies, authors = realistic_mix(n)
-    inline = FlagScorer.score_many(two_stage, [ScoreInput(b, a) for b, a in zip(bodies, authors, strict=True)])
+    inline_scorer = FlagScorer(two_stage.config)
+    inline = inline_scorer.score_many([ScoreInput(b, a) for b, a in zip(bodies, authors, strict=True)])
     wanted = [i for i, r in enumerate(inline) if two_stage.second.wants(r)]
-    test_inline = score_all(FlagScorer(two_stage.config), [r.text for r in test])
+    test_inline = score_all(inline_scorer, [r.text for r in test])
     test_share = sum(two_stage.second.wants(r) for r in test_inline) / len(test)
     two_stage.second.rescore(bodies[:8], inline[:8])  # warm up
     started = time.process_time()

@@ -100,7 +100,6 @@ def scorer(model: FixedModel, **stage: object) -> SecondStageScorer:
     s = SecondStageScorer(load_moderation_config(), model)
     if stage:
         s.stage = replace(s.stage, **stage)  # type: ignore[arg-type]
-        s._thresholds = np.array([s.stage.thresholds[c] for c in HEADS])
     return s
 
 

@@ -43,6 +43,7 @@ from streams.enrich.flags.config import (
     _resolve_model_file,
 )
 from streams.enrich.flags.scorer import FlagScorer, ScoreInput
+from streams.enrich.normalize import normalize
 from streams.models import FlagResult
 
 #: The text categories the second stage scores, in the model's head order.
@@ -66,7 +67,6 @@ def without_swearing(text: str) -> str:
     """The text the model reads: words that normalise to plain swearing (config.SWEARING) left out,
     so it never learns or applies "swearing = toxic" from sets that label it so (OLID, toxic_spans).
     Profanity comes from the inline lexicon instead (a floor: `rule_backed`)."""
-    from streams.enrich.normalize import normalize
 
     def keep(match: re.Match[str]) -> str:
         word = normalize(match.group(0)).strip("'!")
@@ -95,7 +95,7 @@ def rule_backed(results: Sequence[FlagResult]) -> np.ndarray:
 
 def combine_scores(
     inline: np.ndarray,
-    model_logits: np.ndarray,
+    logits: np.ndarray,
     combine: Mapping[str, Sequence[float]],
     includes: Mapping[str, float] | None = None,
     ruled: np.ndarray | None = None,
@@ -107,7 +107,7 @@ def combine_scores(
     out = np.zeros(inline.shape, np.float64)
     for j, category in enumerate(HEADS):
         a, b, c = combine[category]
-        out[:, j] = 1.0 / (1.0 + np.exp(-(a * logit(inline[:, j]) + b * model_logits[:, j] + c)))
+        out[:, j] = 1.0 / (1.0 + np.exp(-(a * logit(inline[:, j]) + b * logits[:, j] + c)))
     if ruled is not None:
         out = np.where(ruled, np.maximum(out, inline), out)
     tox = HEADS.index("toxicity")
@@ -187,7 +187,6 @@ class SecondStageScorer:
                 raise ModerationConfigError(f"{stage.file}: heads {model.heads}, expected {HEADS}")
         self.model = model
         self.version_suffix = f"+{stage.id}"
-        self._thresholds = np.array([stage.thresholds[c] for c in HEADS])
 
     def wants(self, result: FlagResult) -> bool:
         """Whether an inline verdict is borderline enough to be re-scored."""
@@ -202,7 +201,7 @@ class SecondStageScorer:
         ruled = rule_backed(results)
         combined = np.round(combine_scores(inline, logits, self.stage.combine, self.includes, ruled), 4)
         probabilities = 1.0 / (1.0 + np.exp(-logits))
-        flagged = combined >= self._thresholds
+        flagged = combined >= np.array([self.stage.thresholds[c] for c in HEADS])
         out: list[FlagResult] = []
         for i, result in enumerate(results):
             scores = dict(result.scores)
