@@ -121,6 +121,10 @@ class Settings:
     #: heavier moderation model, its own consumer group: streams/agents/second_stage.py). `streams
     #: worker --processes N` and `--second-stage` set it for their children (streams/supervisor.py).
     worker_role: str = "all"
+    #: BLAS threads of the second-stage model (per second-stage process). OpenBLAS threads spin while
+    #: they wait: beside a busy worker on the same cores, two threads re-scored 404 comments in 13-27 s
+    #: where one took 4.6-7.8 s (idle: 2.9 s against 2.2 s); scale out with processes instead.
+    second_stage_threads: int = 1
 
     @property
     def broker_url(self) -> str:
@@ -216,6 +220,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{ENV_PREFIX}WORKER_ROLE must be one of {', '.join(WORKER_ROLES)}, got {settings.worker_role!r}"
         )
+    if settings.second_stage_threads < 1:
+        raise SettingsError(f"{ENV_PREFIX}SECOND_STAGE_THREADS must be >= 1, got {settings.second_stage_threads}")
     if settings.sink_batch_rows < 1 or settings.sink_batch_seconds <= 0:
         raise SettingsError("STREAMS_SINK_BATCH_ROWS must be >= 1 and STREAMS_SINK_BATCH_SECONDS > 0")
     if settings.gc_young_threshold < 700:

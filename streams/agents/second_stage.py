@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import threadpoolctl
 
 from streams import faults, metrics, topics
 from streams.agents.common import ENCODER, decode_or_dead_letter, send_envelopes
@@ -43,8 +44,12 @@ def scorer() -> SecondStageScorer:
 
 
 def warm_up() -> None:
-    """Load the model before the worker starts (a config or install problem fails the start)."""
+    """Load the model before the worker starts (a config or install problem fails the start), with
+    the BLAS threads it may use (settings.second_stage_threads: for the whole process, which runs
+    nothing else that uses BLAS). The limit follows the first run: it reaches only the BLAS
+    libraries loaded by then (numpy's and scipy's own OpenBLAS)."""
     scorer().rescore(["warm up"], [FlagResult(scores={}, flags=[], reasons={})])
+    threadpoolctl.threadpool_limits(limits=settings.second_stage_threads, user_api="blas")
 
 
 async def handle(events: Sequence[faust.EventT[Any]]) -> None:

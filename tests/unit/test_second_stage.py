@@ -4,6 +4,9 @@ version it writes, its config's validation, and the shipped model's outputs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,6 +32,7 @@ from streams.enrich.flags.second_stage import (
     without_swearing,
 )
 from streams.models import CommentEvent, EnrichedComment, FlagResult
+from streams.settings import SettingsError, load_settings
 from streams.steps.second_stage import second_look
 
 AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -256,3 +260,31 @@ def test_the_products_ordinary_comments_stay_unflagged_with_the_second_stage() -
     results = TwoStageScorer().score_many([ScoreInput(t) for t in lines])
     flagged = {t: r.flags for t, r in zip(lines, results, strict=True) if set(r.flags) - {"profanity"}}
     assert flagged == {}
+
+
+def test_the_second_stage_threads_setting_is_checked() -> None:
+    assert load_settings({}).second_stage_threads == 1
+    assert load_settings({"STREAMS_SECOND_STAGE_THREADS": "2"}).second_stage_threads == 2
+    with pytest.raises(SettingsError, match="SECOND_STAGE_THREADS must be >= 1"):
+        load_settings({"STREAMS_SECOND_STAGE_THREADS": "0"})
+
+
+def test_the_second_stage_process_runs_blas_on_the_threads_it_is_given() -> None:
+    # OpenBLAS threads spin while they wait: beside a busy worker, two threads were 3x slower than one.
+    probe = (
+        "import threadpoolctl\n"
+        "from streams.agents.second_stage import warm_up\n"
+        "warm_up()\n"
+        "print(sorted({p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMS_", "OPENBLAS_", "OMP_"))}
+    for threads in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**env, "STREAMS_WORKER_ROLE": "second-stage", "STREAMS_SECOND_STAGE_THREADS": threads},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"[{threads}]", done.stdout
