@@ -122,8 +122,9 @@ class Settings:
     #: worker --processes N` and `--second-stage` set it for their children (streams/supervisor.py).
     worker_role: str = "all"
     #: BLAS threads of the second-stage model (per second-stage process). OpenBLAS threads spin while
-    #: they wait: beside a busy worker on the same cores, two threads re-scored 404 comments in 13-27 s
-    #: where one took 4.6-7.8 s (idle: 2.9 s against 2.2 s); scale out with processes instead.
+    #: they wait: beside 2-4 busy processes, two threads re-scored 2.8-3.2x slower than one and burnt
+    #: 4-5x the CPU (idle: 13% faster on 1.7x the CPU; bench/second_stage_threads.py). Scale out with
+    #: processes instead.
     second_stage_threads: int = 1
 
     @property
