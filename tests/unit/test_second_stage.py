@@ -278,7 +278,8 @@ def test_the_second_stage_process_runs_blas_on_the_threads_it_is_given() -> None
         "print(sorted({p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMS_", "OPENBLAS_", "OMP_"))}
-    for threads in ("1", "2"):
+    # OpenBLAS never runs more threads than the machine has cores.
+    for threads in ("1", "2") if (os.cpu_count() or 1) >= 2 else ("1",):
         done = subprocess.run(
             [sys.executable, "-c", probe],
             env={**env, "STREAMS_WORKER_ROLE": "second-stage", "STREAMS_SECOND_STAGE_THREADS": threads},
