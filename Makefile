@@ -11,12 +11,13 @@ export KAFKA_PORT ?= 9092
 
 .PHONY: cluster-ddl demo run test test-processes test-archive-50k unit integration lint typecheck bench bench-pipeline bench-steps broker-start broker-stop clean system-deps
 
-# `streams demo` starts the broker if none answers, and stops what it started.
+# `streams demo` starts the broker if none answers, and stops what it started; KAFKA_PORT=N make demo
+# runs it all on port N (STREAMS_BROKER, when set, wins).
 demo: $(STAMP) system-deps
-	$(BIN)/streams demo
+	STREAMS_BROKER=$${STREAMS_BROKER:-127.0.0.1:$(KAFKA_PORT)} $(BIN)/streams demo
 
 run: $(STAMP) system-deps
-	$(BIN)/streams demo --keep-running
+	STREAMS_BROKER=$${STREAMS_BROKER:-127.0.0.1:$(KAFKA_PORT)} $(BIN)/streams demo --keep-running
 
 test: $(STAMP) broker-start lint typecheck
 	$(BIN)/pytest -q tests

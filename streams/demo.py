@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,14 @@ def broker_answers(settings: Settings) -> bool:
         return False
 
 
+def kafka_script_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """kafka.sh's environment for the broker the demo's worker uses: on the port of STREAMS_BROKER,
+    whatever KAFKA_PORT says (a broker on another port would leave the worker without one)."""
+    return {**environ, "KAFKA_PORT": settings.bootstrap_servers[0].rsplit(":", 1)[-1]}
+
+
 def run_kafka_script(action: str, settings: Settings) -> None:
-    env = dict(os.environ)
-    env.setdefault("KAFKA_PORT", settings.bootstrap_servers[0].rsplit(":", 1)[-1])
+    env = kafka_script_env(settings, os.environ)
     if subprocess.call(["bash", str(KAFKA_SCRIPT), action], env=env) != 0:
         raise DemoError(f"kafka.sh {action} failed (see deploy/kafka/run/)")
 
