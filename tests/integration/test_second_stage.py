@@ -98,7 +98,8 @@ def second_stage_report(p: Pipeline, where: str, port: int) -> str:
             {"c": comment_id},
         )
         lines.append(f"  {comment_id}: {rows}")
-    lines.append(f"second stage /health: {health(p, port)}")
+    answer = health(p, port)
+    lines.append(f"second stage /health: {answer}")
     try:
         text = p.client.http.request("GET", f"http://127.0.0.1:{port}/metrics", timeout=5.0).data.decode()
         lines += [
@@ -112,7 +113,6 @@ def second_stage_report(p: Pipeline, where: str, port: int) -> str:
         lines.append("group offsets: " + asyncio.run(group_offsets(p, p.settings.topic("comments.enriched"))))
     except Exception as exc:
         lines.append(f"group offsets: {exc!r}")
-    answer = health(p, port)
     if answer is not None:
         # mode's Worker logs every thread's stack and every asyncio task on SIGUSR1 (into the log).
         logged = len(p.worker.tail(100_000).splitlines())
