@@ -95,24 +95,38 @@ THROUGHPUT_TARGET = 10_000
 FP_TARGET = 0.05
 #: The column of the inline scorer followed by the second stage (TwoStageScorer).
 SECOND = "second stage"
-SECOND_STAGE_NOTE = [
-    "Columns: before = the scorer shipped before issue 13; after = the inline scorer (every comment, "
-    "in the pipeline); second stage = what a comment's row says once the second-stage model "
-    "(minilm-ft-v1, `streams worker --second-stage`) has re-scored it: the inline verdict below its "
-    "`rescore_from` band, the second stage's above (streams/enrich/flags/second_stage.py). The "
-    "target column judges the last column.",
-]
+
+
+def second_stage_note(model_id: str) -> list[str]:
+    return [
+        "Columns: before = the scorer shipped before issue 13; after = the inline scorer (every comment, "
+        "in the pipeline); second stage = what a comment's row says once the second-stage model "
+        f"({model_id}, `streams worker --second-stage`) has re-scored it: the inline verdict below its "
+        "`rescore_from` band, the second stage's above (streams/enrich/flags/second_stage.py). The "
+        "target column judges the last column.",
+    ]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One table row: a set's label, scored by one category, with its ROC-AUC target (0: none)."""
+    """One table row: a set's label, scored by one category (or the highest of several, written
+    "a or b": a label that spans categories), with its ROC-AUC target (0: none)."""
 
     set: str
     label: str
     category: str
     auc_target: float
     value: Callable[[md.Row], float | None]
+
+    @property
+    def categories(self) -> list[str]:
+        return self.category.split(" or ")
+
+    def score(self, result: FlagResult) -> float:
+        return max(result.scores[c] for c in self.categories)
+
+    def flagged(self, result: FlagResult) -> bool:
+        return any(c in result.flags for c in self.categories)
 
 
 def _label(category: str) -> Callable[[md.Row], float | None]:
@@ -127,8 +141,15 @@ CHECKS = [
     Check("gab", "hate (hd)", "identity_attack", 0.88, _label("identity_attack")),
     Check("gab", "vulgar (vo)", "profanity", 0.88, _label("profanity")),
     Check("gab", "call for violence (cv)", "threat", 0.80, _label("threat")),
-    Check("olid", "offensive (A)", "toxicity", 0.88, _label("toxicity")),
-    Check("toxic_spans", "toxic (any span)", "toxicity", 0.80, _label("toxicity")),
+    # A label that spans two of our categories is scored by the higher of them: OLID's OFF is
+    # "profanity or a targeted offence" (its guidelines).
+    Check("olid", "offensive (A)", "toxicity or profanity", 0.88, _extra("offensive")),
+    Check("olid", "offensive (A), toxicity alone", "toxicity", 0.0, _label("toxicity")),
+    Check("olid", "targeted offence (B: TIN)", "toxicity", 0.0, _extra("targeted")),
+    # Any span counts, profane ones too: toxicity or profanity here, as for OLID.
+    Check("toxic_spans", "toxic (any span)", "toxicity or profanity", 0.80, _label("toxicity")),
+    Check("toxic_spans", "toxic (any span), toxicity alone", "toxicity", 0.0, _label("toxicity")),
+    Check("toxic_spans", "toxic, a span not only profane", "toxicity", 0.0, _extra("toxic_not_profane")),
     Check("toxic_spans", "insult span", "toxicity", 0.0, _extra("insult")),
     Check("toxic_spans", "identity attack span", "identity_attack", 0.0, _label("identity_attack")),
     Check("toxic_spans", "threat span", "threat", 0.80, _label("threat")),
@@ -183,8 +204,8 @@ def quality(
         aucs, prs = [], []
         for n in names:
             res = [results[n][check.set][i] for i in keep]
-            scores = np.array([r.scores[check.category] for r in res])
-            flagged = np.array([check.category in r.flags for r in res])
+            scores = np.array([check.score(r) for r in res])
+            flagged = np.array([check.flagged(r) for r in res])
             auc = float(roc_auc_score(y, scores)) if 0 < y.sum() < len(y) else float("nan")
             p, rc = _pr(y, flagged)
             aucs.append(auc)
@@ -747,6 +768,16 @@ NOTES = [
     "much of it offensive. That costs toxicity AUC on those sets (OLID DEV 0.82 unmasked, model alone) "
     "and recall at precision 0.80; it is a product choice the owner may revisit (training with OLID's "
     "level B instead, untargeted swearing a toxicity negative, was no better: PROVENANCE.md).",
+    "- Labels that span two of our categories (since 2026-12-07): OLID's offensive (level A OFF) is, by "
+    "its annotation guidelines, 'profanity or a targeted offence', and a toxic_spans comment is toxic "
+    "when any span is marked, profane ones included; here plain swearing is profanity, not toxicity, "
+    "so those target rows take the higher of the toxicity and profanity scores (and count either "
+    "flag). The rows below each give toxicity alone against the same label (as this table did before) "
+    "and against the part of it that is toxicity by the project's definition (OLID level B's targeted "
+    "offences, TIN; toxic_spans comments with a span that is not only profane). The mapping follows "
+    "the labels' definitions; on DEV, with minilm-ft-v1, it gave OLID 0.857 against 0.830 and "
+    "toxic_spans 0.641 against 0.633. The pooled decisions below still count every OFF tweet and "
+    "every marked toxic_spans comment as a toxicity positive.",
     "- 'before' is the scorer shipped before issue 13 (bench/baseline: davidson-lr-v1 and its config), "
     "run by today's code; its scores are unchanged by this session's code changes (reasons only).",
     "- Label caps: toxic_spans comes from the platform's toxic pool only; its 'not toxic' comments are "
@@ -887,9 +918,11 @@ def main(argv: list[str] | None = None) -> int:
             "### Quality on every held-out TEST split",
             "",
             "TEST rows per set: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ". Label mapping: "
-            "bench/moderation_data.py (`LABELS`). P / R: precision / recall of the category's decision.",
+            "bench/moderation_data.py (`LABELS`; labels read by the bench only: `EXTRA_LABELS`). A row "
+            'scored by "a or b" takes the higher of the two scores and counts either flag. P / R: '
+            "precision / recall of the category's decision.",
             "",
-            *SECOND_STAGE_NOTE,
+            *second_stage_note(two_stage.second.stage.id if two_stage else "off"),
             "",
             *q_lines,
             "",

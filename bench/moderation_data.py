@@ -62,6 +62,16 @@ LABELS = {
     "wikipedia": "toxicity = label; non-toxic rows are negatives for identity_attack and threat",
 }
 
+#: Labels read only by the bench (`Row.extra`), not trained on. (Kept apart from LABELS, which is
+#: recorded in the shipped models' metadata.)
+EXTRA_LABELS = {
+    "toxic_spans": "insult = share of annotators who marked an Insult span; toxic_not_profane = share "
+    "who marked a span of another type than Profane/Obscene",
+    "olid": "offensive = subtask A OFF, which OLID defines as profanity or a targeted offence, so it is "
+    "scored by max(toxicity, profanity); targeted = subtask B TIN (a targeted insult or threat; UNT, "
+    "untargeted swearing, and NOT are negatives)",
+}
+
 
 @dataclass(frozen=True)
 class Row:
@@ -129,7 +139,11 @@ def toxic_spans(root: Path = DATA_ROOT) -> Iterator[Row]:
                     identity_attack=share("Identity"),
                     threat=share("Threat"),
                 ),
-                extra={"insult": share("Insult")},
+                extra={
+                    "insult": share("Insult"),
+                    # toxicity without the spans that are only profane (the project's toxicity).
+                    "toxic_not_profane": sum(any(t and not t.startswith("Profane") for t in a) for a in anns) / n,
+                },
             )
 
 
@@ -155,7 +169,9 @@ def olid(root: Path = DATA_ROOT) -> Iterator[Row]:
             labels = (
                 _labels(toxicity=1.0) if off else _labels(toxicity=0.0, profanity=0.0, identity_attack=0.0, threat=0.0)
             )
-            yield Row("olid", rec["id"], text, labels)
+            # Level B splits OFF into targeted (TIN: insults, threats) and untargeted (UNT: swearing).
+            targeted = float(rec["subtask_b"] == "TIN") if off else 0.0
+            yield Row("olid", rec["id"], text, labels, extra={"offensive": float(off), "targeted": targeted})
 
 
 _IH_JUNK = re.compile(r'^[\s"]+|[\s"]+$')
