@@ -503,6 +503,28 @@ def scalar(client: WorkerClient, sql: str) -> Any:
     return client.query(sql).result_rows[0][0]
 
 
+_JEMALLOC_TOTALS = re.compile(r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?resident: (\d+), mapped: (\d+)")
+
+
+def clickhouse_memory_mb(client: WorkerClient) -> dict[str, float]:
+    """What the ClickHouse engine itself holds, in MB: its jemalloc totals (the embedded engine
+    allocates with its own jemalloc, apart from Python's heap) and its MemoryTracking; {} when the
+    server does not say (another allocator)."""
+    out: dict[str, float] = {}
+    try:
+        stats = str(scalar(client, "SELECT stats FROM system.jemalloc_stats"))
+        found = _JEMALLOC_TOTALS.search(stats)
+        if found:
+            names = ("allocated", "active", "metadata", "resident", "mapped")
+            for name, value in zip(names, found.groups(), strict=True):
+                out[f"jemalloc_{name}"] = round(int(value) / 2**20, 1)
+        tracked = scalar(client, "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
+        out["memory_tracking"] = round(int(tracked) / 2**20, 1)
+    except Exception:  # a diagnostic: a server without these tables says nothing
+        return out
+    return out
+
+
 def metric_samples(client: WorkerClient, urls: list[str]) -> Iterator[Any]:
     """Every sample of every process's /metrics (a process that does not answer is skipped)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -677,7 +699,14 @@ def run_project(
                 if landed * 10 >= (len(rss_by_landed) + 1) * (work.visible + work.deleted):
                     rss = {str(pid): round(x.rss_mb, 1) for pid, x in sorted(watch.sample().items())}
                     entries = metric_sums(client, urls, "streams_state_entries", "table")
-                    rss_by_landed.append({"rows_landed": landed, "rss_mb": rss, "state_entries": entries})
+                    rss_by_landed.append(
+                        {
+                            "rows_landed": landed,
+                            "rss_mb": rss,
+                            "clickhouse_mb": clickhouse_memory_mb(client),
+                            "state_entries": entries,
+                        }
+                    )
                 if t_comments is None and landed >= work.visible:
                     final = int(scalar(client, "SELECT count() FROM comments FINAL"))
                     edited = int(scalar(client, "SELECT countIf(edited_at IS NOT NULL) FROM comments FINAL"))
