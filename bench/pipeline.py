@@ -511,17 +511,13 @@ def clickhouse_memory_mb(client: WorkerClient) -> dict[str, float]:
     allocates with its own jemalloc, apart from Python's heap) and its MemoryTracking; {} when the
     server does not say (another allocator)."""
     out: dict[str, float] = {}
-    try:
-        stats = str(scalar(client, "SELECT stats FROM system.jemalloc_stats"))
-        found = _JEMALLOC_TOTALS.search(stats)
-        if found:
-            names = ("allocated", "active", "metadata", "resident", "mapped")
-            for name, value in zip(names, found.groups(), strict=True):
-                out[f"jemalloc_{name}"] = round(int(value) / 2**20, 1)
+    with contextlib.suppress(Exception):  # a diagnostic: a server without these tables says nothing
+        found = _JEMALLOC_TOTALS.search(str(scalar(client, "SELECT stats FROM system.jemalloc_stats")))
+        names = ("allocated", "active", "metadata", "resident", "mapped")
+        for name, value in zip(names, found.groups() if found else (), strict=False):
+            out[f"jemalloc_{name}"] = round(int(value) / 2**20, 1)
         tracked = scalar(client, "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
         out["memory_tracking"] = round(int(tracked) / 2**20, 1)
-    except Exception:  # a diagnostic: a server without these tables says nothing
-        return out
     return out
 
 
