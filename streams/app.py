@@ -10,13 +10,14 @@ from typing import Any
 
 import faust
 
-from streams import kafka_consumer, state_restore, topics
+from streams import faults, kafka_consumer, state_restore, topics
 from streams.batches import envelope_buffer
 from streams.kafka_security import faust_credentials
 from streams.models import MAX_MESSAGE_BYTES
 from streams.settings import Settings, load_settings
 
 settings: Settings = load_settings()
+faults.configure(settings.fault_inject)  # a malformed plan stops the worker here, not mid-run
 
 app = faust.App(
     settings.faust_app_id,

@@ -1,11 +1,11 @@
 """Fault injection for the crash tests: ``STREAMS_FAULT_INJECT="enrich:2,windows:1"`` makes the named
 agent raise once, in its N-th batch, after it sent that batch's outputs and before it persisted its
-state (the worst moment: a replay must neither lose nor double-count anything). Unset in production.
+state (the worst moment: a replay must neither lose nor double-count anything). The name ``fetch``
+instead makes the consumer drop its N-th fetched batch of agents' input records undelivered, as
+Faust does with a batch it breaks off (streams/kafka_consumer.py). Unset in production.
 """
 
 from __future__ import annotations
-
-from streams.app import settings
 
 
 class InjectedFault(RuntimeError):
@@ -23,14 +23,31 @@ def parse_plan(text: str) -> dict[str, int]:
     return plan
 
 
-_plan = parse_plan(settings.fault_inject)
+_plan: dict[str, int] = {}
 _batches: dict[str, int] = {}
+
+
+def configure(text: str) -> None:
+    """Take the plan from STREAMS_FAULT_INJECT (streams.app does, as it loads the settings)."""
+    global _plan
+    _plan = parse_plan(text)
+    _batches.clear()
+
+
+def _planned(name: str) -> int | None:
+    """Count one batch of `name`; its number if the plan names this one, else None."""
+    if not _plan:
+        return None
+    seen = _batches[name] = _batches.get(name, 0) + 1
+    return seen if _plan.get(name) == seen else None
 
 
 def checkpoint(agent: str) -> None:
     """Count one batch of `agent`; raise if this is the batch the plan names (once)."""
-    if not _plan:
-        return
-    seen = _batches[agent] = _batches.get(agent, 0) + 1
-    if _plan.get(agent) == seen:
+    if (seen := _planned(agent)) is not None:
         raise InjectedFault(f"injected fault in {agent}, batch {seen} (STREAMS_FAULT_INJECT)")
+
+
+def drops_fetch() -> bool:
+    """Count one fetched batch of agents' input records; whether the plan says to drop it."""
+    return _planned("fetch") is not None

@@ -3,6 +3,7 @@ every comment still lands once, with its thread depth, author counts and windows
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -89,3 +90,28 @@ def test_each_agent_crashing_mid_batch_loses_and_doubles_nothing(crashing_pipeli
     # An injected fault is retried, not dead-lettered; and the worker is still up.
     assert p.scalar("SELECT count() FROM dead_letters WHERE reason_code = 'internal'") == 0
     assert p.worker.running()
+
+
+@pytest.mark.parametrize("dropped", [1, 4])
+def test_a_fetched_batch_dropped_undelivered_is_read_again(broker: str, tmp_path: Path, dropped: int) -> None:
+    """The consumer drops a fetched batch of agents' input records without delivering it (as Faust
+    does with a batch it breaks off in a rebalance; the fetch position has moved past it): the gap
+    check reads the records again, and every comment lands once. Batch 1 is the first fetch from the
+    log start (nothing committed yet); batch 4 one after commits."""
+    p = Pipeline(tmp_path, broker, STREAMS_FAULT_INJECT=f"fetch:{dropped}")
+    try:
+        p.start()
+        events = generated_events()
+        for part in range(4):  # several fetches, so that one after the dropped batch reveals the gap
+            chunk = events[part::4]
+            p.feed_items(SourceItem(key=e.thread_id, value=msgspec.json.encode(e)) for e in chunk)
+            time.sleep(0.5)
+        p.wait_until(
+            "SELECT count() FROM comments FINAL WHERE source = 'agent-crash-test'",
+            lambda n: n == len(events),
+            timeout=120,
+        )
+        assert p.metric("streams_consumer_records_reread_total") >= 1
+        assert p.scalar("SELECT count() FROM dead_letters") == 0
+    finally:
+        p.stop()
