@@ -22,14 +22,9 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.insert import InsertContext
 
 from streams import metrics
-from streams.clickhouse.client import connect, is_embedded
+from streams.clickhouse.client import connect
 
 log = logging.getLogger(__name__)
-
-#: How often the embedded engine hands freed memory back to the system. chDB's jemalloc runs no
-#: background thread, so pages freed by merges and inserts stay resident until their arena allocates
-#: again: 121-453 MB of the worker's RSS at 1M comments, against 83-91 MB actually allocated.
-EMBEDDED_PURGE_SECONDS = 30.0
 
 
 def dedup_token(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
@@ -53,7 +48,6 @@ class ClickHouseWriter:
         #: Monotonic time since which inserts have been failing (None: the last one succeeded).
         self.failing_since: float | None = None
         self.last_error: str = ""
-        self._purge_due: float | None = time.monotonic() + EMBEDDED_PURGE_SECONDS if is_embedded(dsn) else None
 
     @property
     def client(self) -> Client:
@@ -80,13 +74,6 @@ class ClickHouseWriter:
         except BaseException:
             self._contexts.pop(key, None)  # a context left mid-insert is not reused
             raise
-        if self._purge_due is not None and time.monotonic() >= self._purge_due:
-            self._purge_due = time.monotonic() + EMBEDDED_PURGE_SECONDS
-            try:
-                self.client.command("SYSTEM JEMALLOC PURGE")
-            except Exception as exc:  # memory hygiene only: an engine without it keeps working
-                log.info("the embedded engine did not purge its allocator (%s); not trying again", exc)
-                self._purge_due = None
 
     def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:

@@ -153,20 +153,3 @@ def test_an_insert_resent_with_its_dedup_token_is_stored_once(ch: Client, ch_dsn
     # The next batch has other offsets, so another token: stored, although its rows look the same.
     writer.insert_sync("dedup_probe", rows, ["k", "n"], dedup_token=dedup_token("comments.enriched", 3, 200, 299))
     assert ch.query("SELECT count() FROM dedup_probe").result_rows[0][0] == 4
-
-
-@pytest.mark.clickhouse
-def test_the_embedded_engine_purges_its_allocator_between_inserts(
-    ch: Client, ch_dsn: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from streams.clickhouse import writer as writer_module
-
-    monkeypatch.setattr(writer_module, "EMBEDDED_PURGE_SECONDS", 0.0)
-    ch.command("CREATE TABLE purge_probe (k String) ENGINE = MergeTree ORDER BY k")
-    writer = ClickHouseWriter(ch_dsn)
-    writer.insert_sync("purge_probe", [["a"], ["b"]], ["k"])
-    # A purge the engine refused would have switched purging off (None): it ran, and was rescheduled.
-    assert writer._purge_due is not None
-    writer.insert_sync("purge_probe", [["c"]], ["k"])
-    assert ch.query("SELECT count() FROM purge_probe").result_rows[0][0] == 3
-    assert ClickHouseWriter("http://localhost:8123")._purge_due is None  # a server manages its own memory
