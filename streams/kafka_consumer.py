@@ -232,10 +232,11 @@ class SafeConsumer(faust_aiokafka.Consumer):
     async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
         records, active = await super()._wait_next_records(timeout)
         self._batch_seq = records.seq if isinstance(records, FetchedRecords) else self.seeks.now()
-        inputs = [tp for tp in records or () if self.app.topics.acks_enabled_for(tp.topic)]
+        has_inputs = False
         for tp in records or ():
             self._fetches[tp] = self._fetches.get(tp, 0) + 1
-        self._dropping = bool(inputs) and not self._recovering() and faults.drops_fetch()
+            has_inputs = has_inputs or self.app.topics.acks_enabled_for(tp.topic)
+        self._dropping = has_inputs and not self._recovering() and faults.drops_fetch()
         return records, active
 
     def _recovering(self) -> bool:
@@ -248,9 +249,10 @@ class SafeConsumer(faust_aiokafka.Consumer):
         held: dict[TP, int] = {}
         checked: set[TP] = set()  # partitions whose first record of this batch passed the gap check
         async for tp, message in super().getmany(timeout):
-            if self._dropping and self.app.topics.acks_enabled_for(tp.topic):
+            is_input = self.app.topics.acks_enabled_for(tp.topic)  # an agent's input, not a changelog
+            if self._dropping and is_input:
                 continue  # STREAMS_FAULT_INJECT=fetch:N: as Faust drops a batch it breaks off
-            if self._recovering() and self.app.topics.acks_enabled_for(tp.topic):
+            if self._recovering() and is_input:
                 # An agent would read half-restored tables. Fetch it again later: the seek also
                 # makes the rest of this batch for the partition stale.
                 if tp not in held:
@@ -267,7 +269,7 @@ class SafeConsumer(faust_aiokafka.Consumer):
                     # (-1 before offset 0: Faust's own gap test skips only None and 0.)
                     self._read_offset[tp] = seek.target - 1 if seek.target is not None else None
                     self._applied_seek[tp] = seek.seq
-            if tp not in checked and self.app.topics.acks_enabled_for(tp.topic):
+            if is_input and tp not in checked:
                 checked.add(tp)
                 if not await self._gap_checked(tp, message.offset):
                     stale[tp] = stale.get(tp, 0) + 1
@@ -282,22 +284,21 @@ class SafeConsumer(faust_aiokafka.Consumer):
         """Whether the record at `offset` may be delivered; if not, `tp` was sent back to re-read a gap."""
         last_read = self._read_offset.get(tp)
         verdict = self._gaps.verdict(tp, last_read, offset, self._fetches.get(tp, 0))
-        if verdict == GapCheck.READ_AGAIN:
-            assert last_read is not None
-            self.log.info("Offsets %d-%d of %s were not delivered: reading them again", last_read + 1, offset - 1, tp)
-            await self.seek(tp, last_read + 1)
-            return False
         if verdict == GapCheck.RECOVERED:
             metrics.CONSUMER_RECORDS_REREAD.labels(tp.topic).inc()
             self.log.warning("Records of %s fetched but never delivered came back on a second fetch", tp)
-        elif verdict == GapCheck.CONFIRMED:
+        if verdict not in (GapCheck.READ_AGAIN, GapCheck.CONFIRMED):
+            return True
+        assert last_read is not None  # a gap needs a read position
+        first, last = last_read + 1, offset - 1
+        if verdict == GapCheck.CONFIRMED:
             self.log.info(
-                "Offsets %d-%d of %s do not exist (transaction markers, compaction or retention)",
-                (last_read or 0) + 1,
-                offset - 1,
-                tp,
+                "Offsets %d-%d of %s do not exist (transaction markers, compaction or retention)", first, last, tp
             )
-        return True
+            return True
+        self.log.info("Offsets %d-%d of %s were not delivered: reading them again", first, last, tp)
+        await self.seek(tp, first)
+        return False
 
     def ack(self, message: Message) -> bool:
         if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():

@@ -144,6 +144,12 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+CONSUMER_RECORDS_REREAD = Counter(
+    "streams_consumer_records_reread",
+    "Times records that Faust fetched but never delivered to an agent were caught and fetched again",
+    ["topic"],
+    registry=REGISTRY,
+)
 TABLE_ROWS = Gauge("streams_table_rows", "Rows in a ClickHouse table (sampled)", ["table"], registry=REGISTRY)
 WATERMARK_SECONDS = Gauge(
     "streams_window_watermark_seconds",
@@ -178,11 +184,3 @@ def crash_looping_agents(now: float) -> list[str]:
         if len(recent) >= CRASH_LOOP_CRASHES:
             looping.append(f"agent {agent} crashed {len(recent)} times in {CRASH_LOOP_WINDOW_SECONDS:.0f}s")
     return looping
-
-
-CONSUMER_RECORDS_REREAD = Counter(
-    "streams_consumer_records_reread",
-    "Times records that Faust fetched but never delivered to an agent were caught and fetched again",
-    ["topic"],
-    registry=REGISTRY,
-)
