@@ -224,7 +224,25 @@ class SafeConsumer(faust_aiokafka.Consumer):
         self._gaps = GapCheck()
         self._fetches: dict[TP, int] = {}
         self._dropping = False  # the batch being delivered is dropped (fault injection only)
+        #: Offsets the broker confirmed committing for this group, per partition (the next to read).
+        self._confirmed: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        # Faust records offsets as committed even when the commit failed (a rebalance under way):
+        # what a replay would start from is only what the broker confirmed.
+        done = await super()._commit(offsets)
+        if done:
+            assigned = self.assignment()  # the commit leaves out partitions no longer assigned
+            for tp, offset in offsets.items():
+                if tp in assigned and offset > self._confirmed.get(tp, -1):
+                    self._confirmed[tp] = offset
+        return bool(done)
+
+    def confirmed_commit(self, tp: TP) -> int | None:
+        """The newest offset of `tp` the broker confirmed committing from this process: no replay of
+        the group starts before it."""
+        return self._confirmed.get(tp)
 
     def _new_consumer_thread(self) -> SafeConsumerThread:
         return SafeConsumerThread(self, loop=self.loop, beacon=self.beacon)

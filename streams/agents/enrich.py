@@ -32,12 +32,14 @@ from streams.app import (
     windows_input_topic,
 )
 from streams.batches import EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
-from streams.enrich.authors import RetiredComments
+from streams.enrich.authors import RetiredComments, SealedThreads
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
 from streams.ingest import Rejection
+from streams.kafka_consumer import SafeConsumer
 from streams.models import CommentEvent, EnrichedComment
 from streams.steps.authors import count as count_authors
+from streams.steps.authors import expire as expire_authors
 from streams.steps.authors import forget as forget_authors
 from streams.steps.enrich import EnrichStep, sources_ahead
 
@@ -126,6 +128,9 @@ class Enrich:
         #: Input partitions paused for running ahead in event time (see align_sources).
         self.paused: set[faust.types.TP] = set()
         self.handled_at = time.monotonic()
+        #: Retirement notices whose retirement is persisted, not yet acknowledged by the broker (kept
+        #: across a failed attempt: its replay against the persisted tree retires nothing again).
+        self.notices_due: list[RetiredComments] = []
 
     def _at_partition(self, partition: int) -> None:
         self.tree_store.at_partition(partition)
@@ -205,16 +210,22 @@ class Enrich:
         # An author's comments go to one comments.authored partition (their stats live there).
         by_author = group_by_partition(out.rows, lambda r: partition_of(r.event.author, settings.partitions))
         sent = await send_envelopes(authored_topic, by_author, agent="enrich", label=topics.AUTHORED)
-        # After the rows, on the same partitions: each author's counts read a notice after every row
-        # of the comments it retires.
-        notices = group_by_partition(out.retired_authors, lambda n: partition_of(n.author, settings.partitions))
-        sent += await send_envelopes(authored_topic, notices, agent="enrich", label=topics.AUTHORED, key=RETIRED_KEY)
         deliveries = out.fan_out.by_partition
         sent += await send_envelopes(windows_input_topic, deliveries, agent="enrich", label=topics.WINDOWS_INPUT)
         await asyncio.gather(*sent)  # rows acknowledged by the broker before state is persisted
         faults.checkpoint("enrich")
         await self.tree_store.persist()
         await self.fingerprint_store.persist()
+        # Notices only now, on the rows' partitions: each author's counts read one after every row of
+        # the comments it retires, and no later row of those comments (the persisted tree refuses
+        # them), which is what lets the counts drop their thread keys (streams.enrich.authors).
+        self.notices_due += out.retired_authors
+        if self.notices_due:
+            notices = group_by_partition(self.notices_due, lambda n: partition_of(n.author, settings.partitions))
+            await asyncio.gather(
+                *await send_envelopes(authored_topic, notices, agent="enrich", label=topics.AUTHORED, key=RETIRED_KEY)
+            )
+            self.notices_due = []
 
 
 #: The enrich agent's wiring in this process, for the timer below (None before the agent starts).
@@ -246,17 +257,46 @@ class Authors:
 
     def __init__(self) -> None:
         self.store = StagedTable(author_stats)
+        self.sealed = SealedThreads()
+        #: Sealed keys this batch deletes, by partition: pending again if the attempt fails.
+        self.expiring: list[tuple[int, list[tuple[str, int]]]] = []
+
+    def reset(self) -> None:
+        self.store.reset()
+        for partition, keys in self.expiring:
+            self.sealed.add(partition, -1, keys)  # due again with the next attempt
+        self.expiring = []
+
+    def _expire_sealed(self) -> int:
+        """Delete the thread keys sealed by notices that the group's committed offsets have passed."""
+        topic = authored_topic.get_topic_name()
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+        self.sealed.keep_only(assigned)
+        consumer = app.consumer
+        if not isinstance(consumer, SafeConsumer):
+            return 0  # no confirmed commits to go by: keep them sealed
+        expired = 0
+        for partition in sorted(self.sealed.pending):
+            due = self.sealed.due(partition, consumer.confirmed_commit(faust.types.TP(topic, partition)))
+            if due:
+                self.expiring.append((partition, due))
+                self.store.at_partition(partition)
+                expired += expire_authors(self.store, due)
+        return expired
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         by_partition: dict[int, list[EnrichedComment]] = {}
         received = 0
-        forgotten = 0
+        forgotten = self._expire_sealed()
+        sealed: list[tuple[int, int, list[tuple[str, int]]]] = []
         for event in events:
             if event.message.key == RETIRED_KEY:
                 notices = await decode_or_dead_letter(event, _RETIRED, stage="authors")
                 if notices is not None:
                     self.store.at(event)
-                    forgotten += forget_authors(self.store, notices)
+                    keys: list[tuple[str, int]] = []
+                    forgotten += forget_authors(self.store, notices, keys)
+                    sealed.append((event.message.partition, event.message.offset, keys))
                 continue
             comments = await decode_or_dead_letter(event, _ENRICHED_BATCH, stage="authors")
             if comments is None:
@@ -265,7 +305,7 @@ class Authors:
             self.store.at(event)
             by_partition.setdefault(event.message.partition, []).extend(count_authors(self.store, comments))
         metrics.EVENTS_IN.labels("authors").inc(received)
-        metrics.STATE_RETIRED.labels("author_stats").inc(forgotten)
+        metrics.STATE_RETIRED.labels("author_stats").inc(forgotten)  # member keys and expired thread keys
         sent = await send_envelopes(enriched_topic, by_partition, agent="authors", label=topics.ENRICHED)
         # comments.flagged keeps one message per comment: it is read by people and tools, not agents.
         for rows in by_partition.values():
@@ -279,6 +319,9 @@ class Authors:
         await asyncio.gather(*sent)
         faults.checkpoint("authors")
         await self.store.persist()
+        self.expiring = []
+        for partition, offset, keys in sealed:  # persisted: expired once the commits pass them
+            self.sealed.add(partition, offset, keys)
 
 
 @app.agent(authored_topic, name="authors")
@@ -290,5 +333,5 @@ async def authors(stream: faust.StreamT[bytes]) -> None:
         step.handle,
         max_messages=envelopes_per_batch(AUTHORS_BATCH, settings.partitions),
         within_seconds=ENRICH_WITHIN_SECONDS,
-        reset=step.store.reset,
+        reset=step.reset,
     )

@@ -117,6 +117,16 @@ def _pipeline() -> Dashboard:
                 unit="s",
             ),
             _prom(
+                "records_reread",
+                "Records read again",
+                "Records the consumer fetched again after a fetched batch was dropped undelivered (by Faust "
+                "or a rebalance), by topic: without the re-read they would have been committed unprocessed.",
+                PromQuery(
+                    "sum by (topic) (increase(streams_consumer_records_reread_total[$__rate_interval]))", "{{topic}}"
+                ),
+                unit="short",
+            ),
+            _prom(
                 "dead_letters",
                 "Dead letters",
                 "Messages sent to the dead-letter topic, by stage and reason.",

@@ -10,15 +10,25 @@ with no member key posted at or before it was counted before (a replay of a batc
 the notice), so it is not counted again. A new comment cannot be posted at or before it: the
 tree refuses those (its own horizon for the thread is at least as new) before they reach here.
 
+The thread key itself goes too, once nothing can replay what it guards. A notice that says the
+author has no comment left in the thread's state (`last`) seals the key (its horizon kept, stored
+negated); the agent deletes a sealed key (:func:`expire`) once its input's committed offset is
+past the notice (:class:`SealedThreads`), because then (1) no replay of this agent's input can
+bring back a row read before the notice, and (2) enrich sends notices only after its tree has
+persisted the retirement, so no later row of the thread can be at or before the horizon. A new
+comment of the author in the thread before that unseals the key. The price: an author who comes
+back to a thread after the key went counts that thread again in `author_thread_count` (comments
+are never counted twice). Without this the keys grew with every author-thread pair ever seen.
+
 Store layout: s|author -> {"c": comments, "f": flagged, "t": threads, "fs": first_seen_ms},
 m|author|comment -> 1 if flagged else 0, t|author|thread -> the horizon in ms (0 before any
-retirement; 1 in stores written before retirements were sent).
+retirement; 1 in stores written before retirements were sent; -(horizon + 1) once sealed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -34,12 +44,23 @@ class AuthorStats:
 
 class RetiredComments(msgspec.Struct, frozen=True):
     """Enrich retired these comments of `author` from thread `thread_id`'s state; `horizon_ms` is
-    the newest of their event times (last versions)."""
+    the newest of their event times (last versions); `last`: the thread's state holds no other
+    comment of the author (False in notices sent before it was known)."""
 
     author: str
     thread_id: str
     comment_ids: list[str]
     horizon_ms: int
+    last: bool = False
+
+
+def _horizon(value: int) -> int:
+    """A thread key's horizon, sealed or not."""
+    return value if value >= 0 else -value - 1
+
+
+def _sealed(horizon: int) -> int:
+    return -horizon - 1
 
 
 def observe(
@@ -50,13 +71,16 @@ def observe(
     member_key = f"m|{author}|{comment_id}"
     previous = store.get(member_key)
     thread_key = f"t|{author}|{thread_id}"
-    horizon = store.get(thread_key)
+    stored_horizon = store.get(thread_key)
+    horizon = None if stored_horizon is None else _horizon(stored_horizon)
     if previous is None and horizon is not None and posted_ms <= horizon and current is not None:
         # Counted before and retired since: a replay of a batch read before the notice.
         return AuthorStats(stats["c"], stats["f"], stats["t"], stats["fs"])
     if previous is None:
         stats["c"] += 1
         stats["f"] += int(flagged)
+        if horizon is not None and stored_horizon != horizon:
+            store[thread_key] = horizon  # the author is back in the thread: unsealed
     elif bool(previous) != flagged:
         stats["f"] += 1 if flagged else -1
     if previous is None or bool(previous) != flagged:
@@ -70,20 +94,66 @@ def observe(
     return AuthorStats(stats["c"], stats["f"], stats["t"], stats["fs"])
 
 
-def forget(store: MutableMapping[str, Any], notices: Iterable[RetiredComments]) -> int:
+def forget(
+    store: MutableMapping[str, Any], notices: Iterable[RetiredComments], sealed: list[tuple[str, int]] | None = None
+) -> int:
     """Drop the member keys of retired comments and raise their threads' horizons; return how many
-    member keys were dropped (a notice read twice drops nothing the second time)."""
+    member keys were dropped (a notice read twice drops nothing the second time). Thread keys the
+    notices seal are appended to `sealed` as (key, sealed value), for :func:`expire`."""
     dropped = 0
     for notice in notices:
         thread_key = f"t|{notice.author}|{notice.thread_id}"
-        horizon = store.get(thread_key)
-        if horizon is None:
-            continue  # never counted here (its rows were dead-lettered): nothing to forget
+        stored = store.get(thread_key)
+        if stored is None:
+            continue  # never counted here (its rows were dead-lettered), or expired: nothing to forget
         for comment_id in notice.comment_ids:
             member_key = f"m|{notice.author}|{comment_id}"
             if member_key in store:
                 del store[member_key]
                 dropped += 1
-        if notice.horizon_ms > horizon:
-            store[thread_key] = notice.horizon_ms
+        horizon = max(_horizon(stored), notice.horizon_ms)
+        value = _sealed(horizon) if notice.last or stored < 0 else horizon
+        if value != stored:
+            store[thread_key] = value
+        if value < 0 and sealed is not None:
+            sealed.append((thread_key, value))
     return dropped
+
+
+def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, int]]) -> int:
+    """Delete the thread keys still sealed as they were (an author back in the thread unsealed
+    theirs); return how many went. Only for keys whose notice no replay can precede (see above)."""
+    expired = 0
+    for key, value in sealed:
+        if store.get(key) == value:
+            del store[key]
+            expired += 1
+    return expired
+
+
+@dataclass
+class SealedThreads:
+    """Sealed thread keys per input partition, by the offset of the notice that sealed them, until
+    that partition's committed offset has passed it (kept in memory: after a restart the keys sealed
+    in the last moments before it stay, sealed and harmless)."""
+
+    pending: dict[int, list[tuple[int, list[tuple[str, int]]]]] = field(default_factory=dict)
+
+    def add(self, partition: int, offset: int, sealed: list[tuple[str, int]]) -> None:
+        if sealed:
+            self.pending.setdefault(partition, []).append((offset, sealed))
+
+    def due(self, partition: int, committed: int | None) -> list[tuple[str, int]]:
+        """Take the keys sealed by notices before `committed` (the next offset a replay would read)."""
+        waiting = self.pending.get(partition)
+        if not waiting or committed is None:
+            return []
+        ready = [item for offset, keys in waiting if offset < committed for item in keys]
+        if ready:
+            self.pending[partition] = [(offset, keys) for offset, keys in waiting if offset >= committed]
+        return ready
+
+    def keep_only(self, partitions: set[int]) -> None:
+        """Forget partitions no longer assigned here (their keys are the new owner's to expire)."""
+        for partition in set(self.pending) - partitions:
+            del self.pending[partition]

@@ -204,6 +204,10 @@ class ThreadTree:
         self.store[key] = {**node, "fd": [fingerprint, counted]}
         return counted
 
+    def holds_author(self, thread: str, author: str) -> bool:
+        """Whether the thread's state still holds a comment by `author`."""
+        return bool(self.store.get(_key("a", thread, author)))
+
     def retire(self, now_ms: int) -> int:
         """Apply the retention (see the module doc) to this scope's threads placed in since the last
         call, and to its threads that went quiet before `now_ms` (wall clock); return how many

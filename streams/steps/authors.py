@@ -30,7 +30,14 @@ def count(store: MutableMapping[str, Any], comments: Sequence[EnrichedComment]) 
     return out
 
 
-def forget(store: MutableMapping[str, Any], notices: Iterable[RetiredComments]) -> int:
+def forget(
+    store: MutableMapping[str, Any], notices: Iterable[RetiredComments], sealed: list[tuple[str, int]] | None = None
+) -> int:
     """Let go of retired comments' state (read after the rows enrich sent before them); return how
-    many comments' keys were dropped."""
-    return author_state.forget(store, notices)
+    many comments' keys were dropped. Thread keys sealed go to `sealed` (streams.enrich.authors)."""
+    return author_state.forget(store, notices, sealed)
+
+
+def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, int]]) -> int:
+    """Delete sealed thread keys no replay can need any more; return how many went."""
+    return author_state.expire(store, sealed)

@@ -132,18 +132,23 @@ class EnrichStep:
             retired=retired,
             retired_state=retired_state,
             retired_fingerprints=forgotten,
-            retired_authors=_by_author_and_thread(tree.retired_comments),
+            retired_authors=_by_author_and_thread(tree.retired_comments, tree.holds_author),
         )
 
 
-def _by_author_and_thread(retired: list[tuple[str, str, str, int]]) -> list[RetiredComments]:
+def _by_author_and_thread(
+    retired: list[tuple[str, str, str, int]], holds_author: Callable[[str, str], bool]
+) -> list[RetiredComments]:
+    """One notice per author and thread; `last` when the thread holds no other comment of theirs."""
     grouped: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
     for author, thread, comment_id, event_ms in retired:
         ids, newest = grouped.setdefault((author, thread), ([], [event_ms]))
         ids.append(comment_id)
         newest[0] = max(newest[0], event_ms)
     retired.clear()
-    return [RetiredComments(a, t, ids, newest[0]) for (a, t), (ids, newest) in grouped.items()]
+    return [
+        RetiredComments(a, t, ids, newest[0], last=not holds_author(t, a)) for (a, t), (ids, newest) in grouped.items()
+    ]
 
 
 def sources_ahead(progress: dict[str, int], pending: set[str], max_skew_ms: int) -> set[str]:

@@ -164,6 +164,58 @@ def _retention_replay(pipeline: Pipeline) -> None:
     assert counts == [(3, 1)]
 
 
+def test_an_author_s_thread_key_goes_once_their_comments_there_retired_and_a_replay_stays_counted_once(
+    broker: str, tmp_path: Path
+) -> None:
+    """With the retention on, an author whose every comment in a thread was retired loses their key
+    for the thread too, once the authors' committed offset has passed the notice (the counts' state
+    does not grow with every author-thread pair ever seen); a replay of the retired comment then
+    still counts once (enrich refuses it), and only a new comment counts the thread again."""
+    pipeline = Pipeline(tmp_path, broker, STREAMS_STATE_RETENTION_SECONDS="259200").start()
+    try:
+        base = {"source": "test", "thread_id": "keys-thread", "body": "hello"}
+        early = {
+            **base,
+            "event_id": "e-k-1",
+            "comment_id": "c-k-1",
+            "author": "passer-by",
+            "posted_at": "2024-05-01T10:00:00+00:00",
+        }
+        later = {
+            **base,
+            "event_id": "e-k-2",
+            "comment_id": "c-k-2",
+            "author": "regular",
+            "posted_at": "2024-05-06T10:00:00+00:00",
+        }
+        assert pipeline.feed_raw("keys-thread", [msgspec.json.encode(early), msgspec.json.encode(later)]).sent == 2
+        pipeline.wait_for_metric("streams_state_retired_total", lambda n: n >= 1, table="author_stats")
+        expired = 0.0
+        for minute in range(1, 16):  # later batches of the authors agent find the commit past the notice
+            poke = {**later, "event_id": f"e-k-poke-{minute}", "comment_id": f"c-k-poke-{minute}"}
+            poke["posted_at"] = f"2024-05-06T10:{minute:02d}:00+00:00"
+            pipeline.feed_raw("keys-thread", [msgspec.json.encode(poke)])
+            try:
+                expired = pipeline.wait_for_metric(
+                    "streams_state_retired_total", lambda n: n >= 2, timeout=3.0, table="author_stats"
+                )
+                break
+            except AssertionError:
+                continue
+        assert expired == 2  # c-k-1's member key, then passer-by's key for the thread
+        assert pipeline.feed_raw("keys-thread", [msgspec.json.encode(early)]).sent == 1  # a replay
+        pipeline.wait_until("SELECT count() FROM dead_letters FINAL WHERE reason_code = 'retired'", lambda n: n == 1)
+        back = {**early, "event_id": "e-k-3", "comment_id": "c-k-3", "posted_at": "2024-05-07T10:00:00+00:00"}
+        assert pipeline.feed_raw("keys-thread", [msgspec.json.encode(back)]).sent == 1
+        pipeline.wait_until("SELECT count() FROM comments FINAL WHERE comment_id = 'c-k-3'", lambda n: n == 1)
+        counts = pipeline.query(
+            "SELECT author_comment_count, author_thread_count FROM comments FINAL WHERE comment_id = 'c-k-3'"
+        )
+        assert counts == [(2, 2)]  # c-k-1 counted once; the thread again (the documented price)
+    finally:
+        pipeline.stop()
+
+
 def _utc(value: object) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
