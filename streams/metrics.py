@@ -74,8 +74,15 @@ DEAD_LETTERS = Counter(
 STATE_RETIRED = Counter(
     "streams_state_retired",
     "State entries retired (STREAMS_STATE_RETENTION_SECONDS, STREAMS_STATE_QUIET_SECONDS), by table:"
-    " comments of thread_state, texts of fingerprints, comments of author_stats",
+    " comments of thread_state, texts of fingerprints, comments and author-thread keys of author_stats",
     ["table"],
+    registry=REGISTRY,
+)
+REPLAYED_RETIRED = Counter(
+    "streams_replayed_retired",
+    "Events of comments retired from the thread state, read again after a crash or a failed attempt of the batch"
+    " that processed them: skipped (counted the first time), not dead-lettered",
+    ["agent"],
     registry=REGISTRY,
 )
 STATE_ENTRIES = Gauge(

@@ -58,6 +58,8 @@ _ENRICHED_BATCH = EnvelopeDecoder(EnrichedComment)
 _RETIRED = EnvelopeDecoder(RetiredComments)
 #: The key of comments.authored envelopes that hold retirement notices, not rows.
 RETIRED_KEY = b"retired"
+#: thread_state key of each input partition's newest offset whose batch the tree persisted (+ partition).
+PROCESSED_PREFIX = "po|"
 
 
 @functools.cache
@@ -180,20 +182,41 @@ class Enrich:
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         batches: list[tuple[int, list[CommentEvent]]] = []
         envelope_of: dict[int, faust.EventT[Any]] = {}  # id(comment) -> its envelope, for dead letters
+        # The newest input offset per partition of the batches persisted so far, and of this one.
+        persisted: dict[int, int | None] = {}
+        newest: dict[int, int] = {}
         for event in events:
+            partition, offset = event.message.partition, event.message.offset
+            if partition not in persisted:
+                persisted[partition] = self.tree_store.get(f"{PROCESSED_PREFIX}{partition}")
+            newest[partition] = max(offset, newest.get(partition, offset))
             comments = await decode_or_dead_letter(event, _EVENTS, stage="enrich")
             if comments is not None:
                 batches.append((event.message.partition, comments))
                 self.last_read[f"valid:{event.message.partition}"] = event.message
                 envelope_of.update((id(c), event) for c in comments)
+        # Staged first, so persisted first: a crash in the middle of the persist leaves no retirement
+        # of this batch in the changelog without it (the changelog keeps each partition's order).
+        for partition, offset in newest.items():
+            before = persisted.get(partition)
+            if before is None or offset > before:  # a replay after a crash reads offsets persisted already
+                self._at_partition(partition)
+                self.tree_store[f"{PROCESSED_PREFIX}{partition}"] = offset
         now_ms = int(time.time() * 1000)
         out = self.step.run(batches, now_ms=now_ms)
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
         metrics.STATE_RETIRED.labels("thread_state").inc(out.retired_state)
         metrics.STATE_RETIRED.labels("fingerprints").inc(out.retired_fingerprints)
         for comment, reason in out.retired:
+            envelope = envelope_of[id(comment)]
+            persisted_offset = persisted.get(envelope.message.partition)
+            if persisted_offset is not None and envelope.message.offset <= persisted_offset:
+                # Read again after a crash or a failed attempt: processed (and counted) the first time,
+                # before the persisted tree retired it. Not a dead letter.
+                metrics.REPLAYED_RETIRED.labels("enrich").inc()
+                continue
             await send_dead_letter(
-                envelope_of[id(comment)],
+                envelope,
                 Rejection("retired", reason),
                 stage="enrich",
                 raw=ENCODER.encode(comment),

@@ -25,9 +25,10 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
   traffic with this rule on loses its threads' structure (their replies find no parent): feed
   backfills with the rule off. The thread keeps a horizon, the newest event time it retired: an
   event for a comment not in the store and posted at or before the horizon may be one seen
-  before, so `place` raises `Retired` (the worker dead-letters it) rather than place it again as
-  new and count it twice. A reply to a retired comment is placed as one whose parent is missing;
-  replies placed before keep their place.
+  before, so `place` raises `Retired` rather than place it again as new and count it twice (the
+  worker dead-letters it, or skips it when it is reading again input it had processed before a
+  crash: streams/agents/enrich.py, PROCESSED_PREFIX). A reply to a retired comment is placed as
+  one whose parent is missing; replies placed before keep their place.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
   n|thread|comment   -> node dict (see `_node`; "raw": the event's JSON, "pa": its parent author,
@@ -51,6 +52,7 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
                         (streams.enrich.quiet; scope: the caller's partition)
   e|scope, e|scope|hour|k -> threads by the event-time hour of their newest event
   c|scope            -> the scope's newest event time (ms) placed
+  po|partition       -> (the enrich agent's) the newest input offset of a batch whose state is persisted
 """
 
 from __future__ import annotations
