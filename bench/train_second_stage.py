@@ -64,8 +64,8 @@ from streams.enrich.flags.second_stage import (  # noqa: E402
     combine_scores,
     logit,
     model_logits,
+    model_texts,
     rule_backed,
-    without_swearing,
 )
 from streams.models import FlagResult  # noqa: E402
 
@@ -112,7 +112,7 @@ class Recipe:
     labels: Callable[[md.Row], dict[str, float | None]]
 
     def text(self, text: str) -> str:
-        return without_swearing(text) if self.input == "without_swearing" else text
+        return model_texts(self.input, [text])[0]
 
 
 RECIPES = {

@@ -163,11 +163,17 @@ class ModelLogits(Protocol):
     def logits(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+def model_texts(model_input: str | None, texts: Sequence[str]) -> list[str]:
+    """What a model trained on `model_input` ("without_swearing", or the text as it is) reads of
+    `texts`: the one rule for training (bench/train_second_stage.py) and scoring."""
+    if model_input == "without_swearing":
+        return [without_swearing(t) for t in texts]
+    return list(texts)
+
+
 def model_logits(model: ModelLogits, texts: Sequence[str]) -> np.ndarray:
     """The model's logits for texts, given the input it was trained on (its meta's "input")."""
-    if getattr(model, "meta", {}).get("input") == "without_swearing":
-        texts = [without_swearing(t) for t in texts]
-    return np.asarray(model.logits(list(texts)), np.float64)
+    return np.asarray(model.logits(model_texts(getattr(model, "meta", {}).get("input"), texts)), np.float64)
 
 
 class SecondStageScorer:
