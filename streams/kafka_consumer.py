@@ -224,7 +224,8 @@ class SafeConsumer(faust_aiokafka.Consumer):
         self._gaps = GapCheck()
         self._fetches: dict[TP, int] = {}
         self._dropping = False  # the batch being delivered is dropped (fault injection only)
-        #: Offsets the broker confirmed committing for this group, per partition (the next to read).
+        #: Offsets the broker confirmed committing for this group, per partition (the next to read):
+        #: read from it at each assignment, then raised by this process's successful commits.
         self._confirmed: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
 
@@ -239,9 +240,16 @@ class SafeConsumer(faust_aiokafka.Consumer):
                     self._confirmed[tp] = offset
         return bool(done)
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():  # read from the broker at this assignment
+            if offset is not None and offset > self._confirmed.get(tp, -1):
+                self._confirmed[tp] = offset
+        return committed
+
     def confirmed_commit(self, tp: TP) -> int | None:
-        """The newest offset of `tp` the broker confirmed committing from this process: no replay of
-        the group starts before it."""
+        """The newest committed offset of `tp` the broker confirmed (read at assignment or committed
+        by this process): no replay of the group starts before it."""
         return self._confirmed.get(tp)
 
     def _new_consumer_thread(self) -> SafeConsumerThread:

@@ -32,7 +32,7 @@ from streams.app import (
     windows_input_topic,
 )
 from streams.batches import EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
-from streams.enrich.authors import RetiredComments, SealedThreads
+from streams.enrich.authors import RetiredComments, Sealed, SealedThreads
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
 from streams.ingest import Rejection
@@ -281,8 +281,10 @@ class Authors:
     def __init__(self) -> None:
         self.store = StagedTable(author_stats)
         self.sealed = SealedThreads()
+        #: The partitions `sealed` was last rebuilt for (from the table, when the assignment changes).
+        self.sealed_for: set[int] | None = None
         #: Sealed keys this batch deletes, by partition: pending again if the attempt fails.
-        self.expiring: list[tuple[int, list[tuple[str, int]]]] = []
+        self.expiring: list[tuple[int, list[tuple[str, Sealed]]]] = []
 
     def reset(self) -> None:
         self.store.reset()
@@ -294,7 +296,11 @@ class Authors:
         """Delete the thread keys sealed by notices that the group's committed offsets have passed."""
         topic = authored_topic.get_topic_name()
         assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
-        self.sealed.keep_only(assigned)
+        if assigned != self.sealed_for:
+            # A start or a rebalance: the keys sealed in the partitions now held, wherever (and
+            # whenever) they were sealed, are in the restored table with their notices' positions.
+            self.sealed = SealedThreads.of_store(self.store.backing, assigned)
+            self.sealed_for = assigned
         consumer = app.consumer
         if not isinstance(consumer, SafeConsumer):
             return 0  # no confirmed commits to go by: keep them sealed
@@ -311,15 +317,16 @@ class Authors:
         by_partition: dict[int, list[EnrichedComment]] = {}
         received = 0
         forgotten = self._expire_sealed()
-        sealed: list[tuple[int, int, list[tuple[str, int]]]] = []
+        sealed: list[tuple[int, int, list[tuple[str, Sealed]]]] = []
         for event in events:
             if event.message.key == RETIRED_KEY:
                 notices = await decode_or_dead_letter(event, _RETIRED, stage="authors")
                 if notices is not None:
                     self.store.at(event)
-                    keys: list[tuple[str, int]] = []
-                    forgotten += forget_authors(self.store, notices, keys)
-                    sealed.append((event.message.partition, event.message.offset, keys))
+                    keys: list[tuple[str, Sealed]] = []
+                    at = (event.message.partition, event.message.offset)
+                    forgotten += forget_authors(self.store, notices, keys, at=at)
+                    sealed.append((*at, keys))
                 continue
             comments = await decode_or_dead_letter(event, _ENRICHED_BATCH, stage="authors")
             if comments is None:

@@ -11,9 +11,11 @@ the notice), so it is not counted again. A new comment cannot be posted at or be
 tree refuses those (its own horizon for the thread is at least as new) before they reach here.
 
 The thread key itself goes too, once nothing can replay what it guards. A notice that says the
-author has no comment left in the thread's state (`last`) seals the key (its horizon kept, stored
-negated); the agent deletes a sealed key (:func:`expire`) once its input's committed offset is
-past the notice (:class:`SealedThreads`), because then (1) no replay of this agent's input can
+author has no comment left in the thread's state (`last`) seals the key: its value becomes
+[horizon, partition, offset], the input position of the notice. The agent deletes a sealed key
+(:func:`expire`) once that partition's committed offset is past the notice (:class:`SealedThreads`,
+rebuilt from the store when partitions are assigned, so a restart or a rebalance leaves none
+behind), because then (1) no replay of this agent's input can
 bring back a row read before the notice, and (2) enrich sends notices only after its tree has
 persisted the retirement, so no later row of the thread can be at or before the horizon. A new
 comment of the author in the thread before that unseals the key. The price: an author who comes
@@ -22,12 +24,13 @@ are never counted twice). Without this the keys grew with every author-thread pa
 
 Store layout: s|author -> {"c": comments, "f": flagged, "t": threads, "fs": first_seen_ms},
 m|author|comment -> 1 if flagged else 0, t|author|thread -> the horizon in ms (0 before any
-retirement; 1 in stores written before retirements were sent; -(horizon + 1) once sealed).
+retirement; 1 in stores written before retirements were sent; [horizon, partition, offset] once
+sealed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,13 +57,13 @@ class RetiredComments(msgspec.Struct, frozen=True):
     last: bool = False
 
 
-def _horizon(value: int) -> int:
+#: A sealed thread key's value: [horizon ms, input partition, input offset of the sealing notice].
+Sealed = list[int]
+
+
+def _horizon(value: int | Sealed) -> int:
     """A thread key's horizon, sealed or not."""
-    return value if value >= 0 else -value - 1
-
-
-def _sealed(horizon: int) -> int:
-    return -horizon - 1
+    return value[0] if isinstance(value, list) else value
 
 
 def observe(
@@ -95,11 +98,16 @@ def observe(
 
 
 def forget(
-    store: MutableMapping[str, Any], notices: Iterable[RetiredComments], sealed: list[tuple[str, int]] | None = None
+    store: MutableMapping[str, Any],
+    notices: Iterable[RetiredComments],
+    sealed: list[tuple[str, Sealed]] | None = None,
+    *,
+    at: tuple[int, int] = (-1, -1),
 ) -> int:
     """Drop the member keys of retired comments and raise their threads' horizons; return how many
-    member keys were dropped (a notice read twice drops nothing the second time). Thread keys the
-    notices seal are appended to `sealed` as (key, sealed value), for :func:`expire`."""
+    member keys were dropped (a notice read twice drops nothing the second time). The notices were
+    read `at` (input partition, offset); thread keys they seal are appended to `sealed` as (key,
+    sealed value), for :func:`expire`."""
     dropped = 0
     for notice in notices:
         thread_key = f"t|{notice.author}|{notice.thread_id}"
@@ -112,15 +120,19 @@ def forget(
                 del store[member_key]
                 dropped += 1
         horizon = max(_horizon(stored), notice.horizon_ms)
-        value = _sealed(horizon) if notice.last or stored < 0 else horizon
+        value: int | Sealed = horizon
+        if isinstance(stored, list):  # sealed already: this notice is one read again
+            value = [horizon, *stored[1:]]
+        elif notice.last:
+            value = [horizon, *at]
         if value != stored:
             store[thread_key] = value
-        if value < 0 and sealed is not None:
+        if isinstance(value, list) and sealed is not None:
             sealed.append((thread_key, value))
     return dropped
 
 
-def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, int]]) -> int:
+def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, Sealed]]) -> int:
     """Delete the thread keys still sealed as they were (an author back in the thread unsealed
     theirs); return how many went. Only for keys whose notice no replay can precede (see above)."""
     expired = 0
@@ -134,16 +146,25 @@ def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, int]]) -
 @dataclass
 class SealedThreads:
     """Sealed thread keys per input partition, by the offset of the notice that sealed them, until
-    that partition's committed offset has passed it (kept in memory: after a restart the keys sealed
-    in the last moments before it stay, sealed and harmless)."""
+    that partition's committed offset has passed it."""
 
-    pending: dict[int, list[tuple[int, list[tuple[str, int]]]]] = field(default_factory=dict)
+    pending: dict[int, list[tuple[int, list[tuple[str, Sealed]]]]] = field(default_factory=dict)
 
-    def add(self, partition: int, offset: int, sealed: list[tuple[str, int]]) -> None:
+    @classmethod
+    def of_store(cls, store: Mapping[str, Any], partitions: set[int]) -> SealedThreads:
+        """Every sealed thread key `store` holds for `partitions`, by its notice's position: what a
+        restart or a rebalance hands over (its values say where their notices were read)."""
+        found = cls()
+        for key, value in store.items():
+            if isinstance(value, list) and key.startswith("t|") and value[1] in partitions:
+                found.add(value[1], value[2], [(key, value)])
+        return found
+
+    def add(self, partition: int, offset: int, sealed: list[tuple[str, Sealed]]) -> None:
         if sealed:
             self.pending.setdefault(partition, []).append((offset, sealed))
 
-    def due(self, partition: int, committed: int | None) -> list[tuple[str, int]]:
+    def due(self, partition: int, committed: int | None) -> list[tuple[str, Sealed]]:
         """Take the keys sealed by notices before `committed` (the next offset a replay would read)."""
         waiting = self.pending.get(partition)
         if not waiting or committed is None:
@@ -152,8 +173,3 @@ class SealedThreads:
         if ready:
             self.pending[partition] = [(offset, keys) for offset, keys in waiting if offset >= committed]
         return ready
-
-    def keep_only(self, partitions: set[int]) -> None:
-        """Forget partitions no longer assigned here (their keys are the new owner's to expire)."""
-        for partition in set(self.pending) - partitions:
-            del self.pending[partition]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
 from streams.enrich import authors as author_state
-from streams.enrich.authors import RetiredComments
+from streams.enrich.authors import RetiredComments, Sealed
 from streams.enrich.compose import with_author_stats
 from streams.models import EnrichedComment
 
@@ -31,13 +31,18 @@ def count(store: MutableMapping[str, Any], comments: Sequence[EnrichedComment]) 
 
 
 def forget(
-    store: MutableMapping[str, Any], notices: Iterable[RetiredComments], sealed: list[tuple[str, int]] | None = None
+    store: MutableMapping[str, Any],
+    notices: Iterable[RetiredComments],
+    sealed: list[tuple[str, Sealed]] | None = None,
+    *,
+    at: tuple[int, int] = (-1, -1),
 ) -> int:
-    """Let go of retired comments' state (read after the rows enrich sent before them); return how
-    many comments' keys were dropped. Thread keys sealed go to `sealed` (streams.enrich.authors)."""
-    return author_state.forget(store, notices, sealed)
+    """Let go of retired comments' state (read after the rows enrich sent before them, at input
+    position `at`); return how many comments' keys were dropped. Thread keys sealed go to `sealed`
+    (streams.enrich.authors)."""
+    return author_state.forget(store, notices, sealed, at=at)
 
 
-def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, int]]) -> int:
+def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, Sealed]]) -> int:
     """Delete sealed thread keys no replay can need any more; return how many went."""
     return author_state.expire(store, sealed)

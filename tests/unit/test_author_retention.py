@@ -65,11 +65,12 @@ def test_a_notice_for_an_author_never_counted_here_writes_nothing() -> None:
 def test_a_last_notice_seals_the_thread_key_and_a_comment_before_its_expiry_unseals_it() -> None:
     store: dict[str, Any] = {}
     count(store, "ann", "t", "c1", 1_000)
-    sealed: list[tuple[str, int]] = []
-    forget(store, [RetiredComments("ann", "t", ["c1"], 1_000, last=True)], sealed)
-    assert sealed == [("t|ann|t", -1_001)] and store["t|ann|t"] == -1_001
+    sealed: list[tuple[str, list[int]]] = []
+    forget(store, [RetiredComments("ann", "t", ["c1"], 1_000, last=True)], sealed, at=(3, 41))
+    assert sealed == [("t|ann|t", [1_000, 3, 41])] and store["t|ann|t"] == [1_000, 3, 41]
     assert count(store, "ann", "t", "c1", 1_000) == (1, 1)  # a replay: still known to be counted
-    assert store["t|ann|t"] == -1_001  # and still sealed
+    forget(store, [RetiredComments("ann", "t", ["c1"], 1_000, last=True)], at=(3, 57))  # read again
+    assert store["t|ann|t"] == [1_000, 3, 41]  # still sealed, where it was first
     assert count(store, "ann", "t", "c2", 2_000) == (2, 1)  # the author is back: same thread
     assert store["t|ann|t"] == 1_000
     assert expire(store, sealed) == 0 and "t|ann|t" in store  # unsealed since: kept
@@ -79,7 +80,7 @@ def test_an_expired_thread_key_is_gone_and_only_a_return_counts_the_thread_again
     store: dict[str, Any] = {}
     count(store, "ann", "t", "c1", 1_000)
     count(store, "ann", "u", "c2", 1_500)
-    sealed: list[tuple[str, int]] = []
+    sealed: list[tuple[str, list[int]]] = []
     forget(store, [RetiredComments("ann", "t", ["c1"], 1_000, last=True)], sealed)
     forget(store, [RetiredComments("ann", "t", ["c1"], 1_000, last=True)], sealed)  # read twice
     assert expire(store, sealed) == 1
@@ -93,24 +94,34 @@ def test_a_notice_that_is_not_the_last_keeps_the_key_unsealed() -> None:
     store: dict[str, Any] = {}
     count(store, "ann", "t", "c1", 1_000)
     count(store, "ann", "t", "c2", 5_000)
-    sealed: list[tuple[str, int]] = []
+    sealed: list[tuple[str, list[int]]] = []
     forget(store, [RetiredComments("ann", "t", ["c1"], 1_000, last=False)], sealed)
     assert sealed == [] and store["t|ann|t"] == 1_000
 
 
 def test_sealed_keys_come_due_only_once_the_committed_offset_passed_their_notice() -> None:
     pending = SealedThreads()
-    pending.add(0, 10, [("t|a|x", -2)])
-    pending.add(0, 20, [("t|b|x", -3)])
-    pending.add(1, 5, [("t|c|y", -4)])
+    pending.add(0, 10, [("t|a|x", [1, 0, 10])])
+    pending.add(0, 20, [("t|b|x", [2, 0, 20])])
     pending.add(1, 6, [])
     assert pending.due(0, None) == []  # nothing confirmed committed yet
     assert pending.due(0, 10) == []  # a replay from 10 re-reads the notice's batch
-    assert pending.due(0, 11) == [("t|a|x", -2)]
+    assert pending.due(0, 11) == [("t|a|x", [1, 0, 10])]
     assert pending.due(0, 11) == []
-    pending.keep_only({0})
-    assert pending.due(1, 100) == []  # partition 1 went to another worker
-    assert pending.due(0, 21) == [("t|b|x", -3)]
+    assert pending.due(0, 21) == [("t|b|x", [2, 0, 20])]
+
+
+def test_a_restart_or_a_rebalance_finds_the_sealed_keys_of_its_partitions_in_the_table() -> None:
+    store: dict[str, Any] = {}
+    for author, partition, offset in (("ann", 0, 7), ("bob", 1, 9), ("cy", 2, 4)):
+        count(store, author, "t", f"c-{author}", 1_000)
+        forget(store, [RetiredComments(author, "t", [f"c-{author}"], 1_000, last=True)], at=(partition, offset))
+    count(store, "dee", "t", "c-dee", 1_000)  # not sealed
+    found = SealedThreads.of_store(store, {0, 1})
+    assert found.due(0, 8) == [("t|ann|t", [1_000, 0, 7])]
+    assert found.due(1, 9) == [] and found.due(1, 10) == [("t|bob|t", [1_000, 1, 9])]
+    assert found.due(2, 100) == []  # not this worker's partition
+    assert expire(store, [("t|ann|t", [1_000, 0, 7])]) == 1 and "t|ann|t" not in store
 
 
 def _stream(seed: int, n: int) -> list[CommentEvent]:
@@ -158,8 +169,8 @@ def test_with_retention_the_counts_are_exact_bounded_and_survive_replays(seed: i
         if kind == "rows":
             authors.count(store, batch)
         else:
-            sealed: list[tuple[str, int]] = []
-            authors.forget(store, batch, sealed)
+            sealed: list[tuple[str, list[int]]] = []
+            authors.forget(store, batch, sealed, at=(0, offset))
             pending.add(0, offset, sealed)
 
     for start in range(0, len(comments), 50):
@@ -171,7 +182,7 @@ def test_with_retention_the_counts_are_exact_bounded_and_survive_replays(seed: i
             sent.append(("notices", out.retired_authors))
             process(len(sent) - 1)
         if rng.random() < 0.3:  # a crash: what was processed since the last commit is read again
-            pending = SealedThreads()  # in memory: lost with the process
+            pending = SealedThreads.of_store(store, {0})  # rebuilt from the restored table
             for offset in range(committed, len(sent)):
                 process(offset)
             replayed += len(sent) - committed
