@@ -15,10 +15,11 @@ author has no comment left in the thread's state (`last`) seals the key: its val
 [horizon, partition, offset], the input position of the notice. The agent deletes a sealed key
 (:func:`expire`) once that partition's committed offset is past the notice (:class:`SealedThreads`,
 rebuilt from the store when partitions are assigned, so a restart or a rebalance leaves none
-behind), because then (1) no replay of this agent's input can
-bring back a row read before the notice, and (2) enrich sends notices only after its tree has
-persisted the retirement, so no later row of the thread can be at or before the horizon. A new
-comment of the author in the thread before that unseals the key. The price: an author who comes
+behind), because then (1) no replay of this agent's input can bring back a row read before the
+notice, and (2) enrich sends notices only after its tree has persisted the retirement, so no
+later row of the thread can be at or before the horizon. A notice read again keeps the first
+one's position (the rows it guards all came before that one). A new comment of the author in the
+thread before the expiry unseals the key. The price: an author who comes
 back to a thread after the key went counts that thread again in `author_thread_count` (comments
 are never counted twice). Without this the keys grew with every author-thread pair ever seen.
 
