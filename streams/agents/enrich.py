@@ -192,13 +192,13 @@ class Enrich:
             newest[partition] = max(offset, newest.get(partition, offset))
             comments = await decode_or_dead_letter(event, _EVENTS, stage="enrich")
             if comments is not None:
-                batches.append((event.message.partition, comments))
-                self.last_read[f"valid:{event.message.partition}"] = event.message
+                batches.append((partition, comments))
+                self.last_read[f"valid:{partition}"] = event.message
                 envelope_of.update((id(c), event) for c in comments)
         # Staged first, so persisted first: a crash in the middle of the persist leaves no retirement
         # of this batch in the changelog without it (the changelog keeps each partition's order).
         for partition, offset in newest.items():
-            before = persisted.get(partition)
+            before = persisted[partition]
             if before is None or offset > before:  # a replay after a crash reads offsets persisted already
                 self._at_partition(partition)
                 self.tree_store[f"{PROCESSED_PREFIX}{partition}"] = offset
@@ -295,13 +295,13 @@ class Authors:
     def _expire_sealed(self) -> int:
         """Delete the thread keys sealed by notices that the group's committed offsets have passed."""
         topic = authored_topic.get_topic_name()
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+        consumer = app.consumer
+        assigned = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
         if assigned != self.sealed_for:
             # A start or a rebalance: the keys sealed in the partitions now held, wherever (and
             # whenever) they were sealed, are in the restored table with their notices' positions.
             self.sealed = SealedThreads.of_store(self.store.backing, assigned)
             self.sealed_for = assigned
-        consumer = app.consumer
         if not isinstance(consumer, SafeConsumer):
             return 0  # no confirmed commits to go by: keep them sealed
         expired = 0

@@ -4,11 +4,10 @@ from enrich -> the counts' per-comment state let go (streams.enrich.authors)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from streams.enrich import authors as author_state
-from streams.enrich.authors import RetiredComments, Sealed
 from streams.enrich.compose import with_author_stats
 from streams.models import EnrichedComment
 
@@ -30,19 +29,7 @@ def count(store: MutableMapping[str, Any], comments: Sequence[EnrichedComment]) 
     return out
 
 
-def forget(
-    store: MutableMapping[str, Any],
-    notices: Iterable[RetiredComments],
-    sealed: list[tuple[str, Sealed]] | None = None,
-    *,
-    at: tuple[int, int] = (-1, -1),
-) -> int:
-    """Let go of retired comments' state (read after the rows enrich sent before them, at input
-    position `at`); return how many comments' keys were dropped. Thread keys sealed go to `sealed`
-    (streams.enrich.authors)."""
-    return author_state.forget(store, notices, sealed, at=at)
-
-
-def expire(store: MutableMapping[str, Any], sealed: Iterable[tuple[str, Sealed]]) -> int:
-    """Delete sealed thread keys no replay can need any more; return how many went."""
-    return author_state.expire(store, sealed)
+#: Retirement notices (read after the rows enrich sent before them) -> the counts' per-comment keys
+#: dropped and the thread keys they seal; sealed keys no replay can need any more -> deleted.
+forget = author_state.forget
+expire = author_state.expire
