@@ -65,6 +65,10 @@ _ENCODER = msgspec.json.Encoder()
 class Envelope(msgspec.Struct, Generic[T]):
     v: int
     items: list[T]
+    #: comments.valid only: where each item was read on comments.raw ([partition, offset], one per
+    #: item), so enrich tells ingest's copies re-sent after a crash from a source sending again.
+    #: Older envelopes, and other topics, have none.
+    raw: list[tuple[int, int]] = []
 
 
 class UnknownEnvelope(ValueError):
@@ -78,10 +82,16 @@ class EnvelopeDecoder(Generic[T]):
         self._decoder = msgspec.json.Decoder(Envelope[item_type])  # type: ignore[valid-type]
 
     def decode(self, value: bytes) -> list[T]:
-        envelope = self._decoder.decode(value)
+        return self.decode_envelope(value).items
+
+    def decode_envelope(self, value: bytes) -> Envelope[T]:
+        """The whole envelope: its items and, on comments.valid, their positions on comments.raw."""
+        envelope: Envelope[T] = self._decoder.decode(value)
         if envelope.v != ENVELOPE_VERSION:
             raise UnknownEnvelope(f"envelope version {envelope.v}; this worker reads {ENVELOPE_VERSION}")
-        return envelope.items
+        if envelope.raw and len(envelope.raw) != len(envelope.items):
+            raise msgspec.ValidationError(f"{len(envelope.raw)} raw positions for {len(envelope.items)} items")
+        return envelope
 
 
 @functools.lru_cache(maxsize=65536)
@@ -100,20 +110,34 @@ def encode_envelopes(
     *,
     target_bytes: int = ENVELOPE_TARGET_BYTES,
     max_rows: int = ENVELOPE_MAX_ROWS,
+    raw: Sequence[tuple[int, int]] | None = None,
 ) -> list[bytes]:
-    """The rows, in order, as envelopes of at most `max_rows` rows and about `target_bytes` each."""
+    """The rows, in order, as envelopes of at most `max_rows` rows and about `target_bytes` each;
+    with `raw` (one comments.raw position per row), each envelope carries its rows' positions."""
     out: list[bytes] = []
     parts: list[bytes] = []
     size = 0
-    for row in rows:
+    first = 0  # the index of the envelope's first row, for its raw positions
+
+    def close(end: int) -> None:
+        body = _PREFIX + b",".join(parts)
+        if raw is None:
+            out.append(body + _SUFFIX)
+        else:
+            out.append(body + b'],"raw":' + _ENCODER.encode(raw[first:end]) + b"}")
+
+    index = 0
+    for index, row in enumerate(rows):
         encoded = _ENCODER.encode(row)
         if parts and (size + len(encoded) > target_bytes or len(parts) >= max_rows):
-            out.append(_PREFIX + b",".join(parts) + _SUFFIX)
-            parts, size = [], 0
+            close(index)
+            parts, size, first = [], 0, index
         parts.append(encoded)
         size += len(encoded) + 1
     if parts:
-        out.append(_PREFIX + b",".join(parts) + _SUFFIX)
+        close(index + 1)
+    if raw is not None and len(raw) != (index + 1 if parts else 0):
+        raise ValueError(f"{len(raw)} raw positions for {index + 1 if parts else 0} rows")
     return out
 
 

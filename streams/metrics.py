@@ -81,7 +81,8 @@ STATE_RETIRED = Counter(
 REPLAYED_RETIRED = Counter(
     "streams_replayed_retired",
     "Events of comments retired from the thread state, read again after a crash or a failed attempt of the batch"
-    " that processed them: skipped (counted the first time), not dead-lettered",
+    " that processed them, or sent again by ingest after its crash: skipped (counted the first time), not"
+    " dead-lettered",
     ["agent"],
     registry=REGISTRY,
 )

@@ -130,13 +130,15 @@ async def send_envelopes(
     agent: str,
     label: str,
     key: bytes | None = None,
+    raw: dict[int, list[tuple[int, int]]] | None = None,
 ) -> list[Awaitable[Any]]:
     """Send each partition's rows, in order, as envelopes (streams/batches.py); return the delivery
     futures. `label` is the topic's registry name (streams.topics), for the metric; `key` marks
-    envelopes of another kind than the topic's rows (None: its rows, counted in the metric)."""
+    envelopes of another kind than the topic's rows (None: its rows, counted in the metric); `raw`:
+    each row's position on comments.raw, per partition (ingest's envelopes)."""
     sent: list[Awaitable[Any]] = []
     for partition, rows in sorted(rows_by_partition.items()):
-        for value in batches.encode_envelopes(rows):
+        for value in batches.encode_envelopes(rows, raw=None if raw is None else raw[partition]):
             sent.append(await topic.send(key=key, value=value, partition=partition))
         if key is None:
             metrics.EVENTS_OUT.labels(agent, label).inc(len(rows))

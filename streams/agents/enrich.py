@@ -31,7 +31,7 @@ from streams.app import (
     valid_topic,
     windows_input_topic,
 )
-from streams.batches import EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
+from streams.batches import Envelope, EnvelopeDecoder, envelopes_per_batch, group_by_partition, partition_of
 from streams.enrich.authors import RetiredComments, Sealed, SealedThreads
 from streams.enrich.flags import FlagScorer, load_moderation_config
 from streams.enrich.language import detect_languages
@@ -41,7 +41,7 @@ from streams.models import CommentEvent, EnrichedComment
 from streams.steps.authors import count as count_authors
 from streams.steps.authors import expire as expire_authors
 from streams.steps.authors import forget as forget_authors
-from streams.steps.enrich import EnrichStep, sources_ahead
+from streams.steps.enrich import EnrichStep, RawPositions, sources_ahead
 
 #: Envelopes per batch with 4 partitions (each holds up to batches.ENVELOPE_MAX_ROWS comments of one
 #: partition; scaled with the partition count: batches.envelopes_per_batch).
@@ -54,6 +54,16 @@ fingerprints = table("fingerprints", "Earliest posting time per author of a text
 author_stats = table("author_stats", "Per-author counts: comments, flagged, threads, first seen")
 
 _EVENTS = EnvelopeDecoder(CommentEvent)
+
+
+class _EventEnvelopes:
+    """comments.valid envelopes whole: the events and where ingest read them on comments.raw."""
+
+    def decode(self, value: bytes) -> Envelope[CommentEvent]:
+        return _EVENTS.decode_envelope(value)
+
+
+_EVENT_ENVELOPES = _EventEnvelopes()
 _ENRICHED_BATCH = EnvelopeDecoder(EnrichedComment)
 _RETIRED = EnvelopeDecoder(RetiredComments)
 #: The key of comments.authored envelopes that hold retirement notices, not rows.
@@ -185,13 +195,16 @@ class Enrich:
         # The newest input offset per partition of the batches persisted so far, and of this one.
         persisted: dict[int, int | None] = {}
         newest: dict[int, int] = {}
+        raw = RawPositions(self.tree_store)
         for event in events:
             partition, offset = event.message.partition, event.message.offset
             if partition not in persisted:
                 persisted[partition] = self.tree_store.get(f"{PROCESSED_PREFIX}{partition}")
             newest[partition] = max(offset, newest.get(partition, offset))
-            comments = await decode_or_dead_letter(event, _EVENTS, stage="enrich")
-            if comments is not None:
+            decoded = await decode_or_dead_letter(event, _EVENT_ENVELOPES, stage="enrich")
+            if decoded is not None:
+                comments = decoded.items
+                raw.note(partition, comments, decoded.raw)
                 batches.append((partition, comments))
                 self.last_read[f"valid:{partition}"] = event.message
                 envelope_of.update((id(c), event) for c in comments)
@@ -202,6 +215,9 @@ class Enrich:
             if before is None or offset > before:  # a replay after a crash reads offsets persisted already
                 self._at_partition(partition)
                 self.tree_store[f"{PROCESSED_PREFIX}{partition}"] = offset
+        for partition, key, offset in raw.advanced():
+            self._at_partition(partition)
+            self.tree_store[key] = offset
         now_ms = int(time.time() * 1000)
         out = self.step.run(batches, now_ms=now_ms)
         metrics.EVENTS_IN.labels("enrich").inc(out.received)
@@ -210,9 +226,12 @@ class Enrich:
         for comment, reason in out.retired:
             envelope = envelope_of[id(comment)]
             persisted_offset = persisted.get(envelope.message.partition)
-            if persisted_offset is not None and envelope.message.offset <= persisted_offset:
-                # Read again after a crash or a failed attempt: processed (and counted) the first time,
-                # before the persisted tree retired it. Not a dead letter.
+            if (persisted_offset is not None and envelope.message.offset <= persisted_offset) or raw.read_before(
+                comment
+            ):
+                # Read again after a crash or a failed attempt (here, or ingest's copies sent again):
+                # processed (and counted) the first time, before the persisted tree retired it. Not a
+                # dead letter.
                 metrics.REPLAYED_RETIRED.labels("enrich").inc()
                 continue
             await send_dead_letter(

@@ -27,7 +27,13 @@ async def handle(events: Sequence[faust.EventT[Any]]) -> None:
         await send_dead_letter(events[position], rejection, stage=AGENT)
     if out.unknown_fields:
         metrics.UNKNOWN_FIELDS.labels(AGENT).inc(out.unknown_fields)
-    await asyncio.gather(*await send_envelopes(valid_topic, out.valid, agent=AGENT, label=topics.VALID))
+    # Each event's place on comments.raw rides along: enrich tells this batch's copies, sent again
+    # after a crash, from a source sending a comment again (streams.steps.enrich.RawReplays).
+    raw = {
+        partition: [(events[p].message.partition, events[p].message.offset) for p in positions]
+        for partition, positions in out.positions.items()
+    }
+    await asyncio.gather(*await send_envelopes(valid_topic, out.valid, agent=AGENT, label=topics.VALID, raw=raw))
     faults.checkpoint(AGENT)
 
 

@@ -27,7 +27,8 @@ with the thread id, so with topics keyed by thread all of a thread's state lives
   event for a comment not in the store and posted at or before the horizon may be one seen
   before, so `place` raises `Retired` rather than place it again as new and count it twice (the
   worker dead-letters it, or skips it when it is reading again input it had processed before a
-  crash: streams/agents/enrich.py, PROCESSED_PREFIX). A reply to a retired comment is placed as
+  crash, or ingest sent it again after its own: streams/agents/enrich.py, PROCESSED_PREFIX, and
+  streams.steps.enrich.RawPositions). A reply to a retired comment is placed as
   one whose parent is missing; replies placed before keep their place.
 
 Store layout (values are plain JSON types because Faust changelogs serialise them):
@@ -53,6 +54,9 @@ Store layout (values are plain JSON types because Faust changelogs serialise the
   e|scope, e|scope|hour|k -> threads by the event-time hour of their newest event
   c|scope            -> the scope's newest event time (ms) placed
   po|partition       -> (the enrich agent's) the newest input offset of a batch whose state is persisted
+  pr|partition|raw   -> (the enrich agent's) the newest comments.raw offset (of raw partition `raw`)
+                        among the events of those batches: ingest's copies sent again after a crash
+                        are at or below it (streams.steps.enrich.RawPositions)
 """
 
 from __future__ import annotations

@@ -161,3 +161,62 @@ def sources_ahead(progress: dict[str, int], pending: set[str], max_skew_ms: int)
     if not max_skew_ms or floor is None:
         return set()
     return {source for source, event_ms in progress.items() if event_ms > floor + max_skew_ms}
+
+
+#: thread_state key prefix of the newest comments.raw offset processed per (comments.valid partition,
+#: comments.raw partition): `pr|valid|raw` (see RawPositions).
+RAW_PROCESSED_PREFIX = "pr|"
+
+
+def raw_processed_key(valid_partition: int, raw_partition: int) -> str:
+    return f"{RAW_PROCESSED_PREFIX}{valid_partition}|{raw_partition}"
+
+
+class RawPositions:
+    """Where on comments.raw one enrich batch's events were read, against the newest raw offset
+    each (comments.valid partition, comments.raw partition) pair had persisted before the batch.
+
+    Ingest sends each raw partition's events to a valid partition in raw-offset order, so an event
+    at or below its pair's persisted offset was processed before: ingest sent it again after a
+    crash (its copies get new comments.valid offsets). A source sending a comment again writes a new
+    raw message, at a higher offset, so it is never taken for one. Events from envelopes without
+    positions (written before they were carried) are never taken for copies.
+    """
+
+    def __init__(self, store: MutableMapping[str, Any]) -> None:
+        self._store = store
+        #: The persisted offset of each pair seen in the batch (None: none yet).
+        self.before: dict[tuple[int, int], int | None] = {}
+        self.newest: dict[tuple[int, int], int] = {}
+        #: id(event) -> (valid partition, raw partition, raw offset); the events live as long as the batch.
+        self._at: dict[int, tuple[int, int, int]] = {}
+
+    def note(self, partition: int, events: Sequence[CommentEvent], raw: Sequence[tuple[int, int]]) -> None:
+        """Record where one envelope's events (read from comments.valid `partition`) were on comments.raw."""
+        if not raw:
+            return
+        for event, (raw_partition, offset) in zip(events, raw, strict=True):
+            pair = (partition, raw_partition)
+            if pair not in self.before:
+                self.before[pair] = self._store.get(raw_processed_key(*pair))
+            if offset > self.newest.get(pair, -1):
+                self.newest[pair] = offset
+            self._at[id(event)] = (partition, raw_partition, offset)
+
+    def read_before(self, event: CommentEvent) -> bool:
+        """Was this event's raw message processed by a batch persisted before this one?"""
+        at = self._at.get(id(event))
+        if at is None:
+            return False
+        before = self.before[(at[0], at[1])]
+        return before is not None and at[2] <= before
+
+    def advanced(self) -> list[tuple[int, str, int]]:
+        """(valid partition, key, offset) for each pair this batch moved forward: what to stage
+        (never backwards: a batch of copies leaves its pair where it was)."""
+        moved = []
+        for pair, offset in self.newest.items():
+            before = self.before[pair]
+            if before is None or offset > before:
+                moved.append((pair[0], raw_processed_key(*pair), offset))
+        return moved

@@ -15,7 +15,7 @@ from streams import batches
 from streams.enrich.flags import FlagScorer
 from streams.models import CommentEvent
 from streams.steps import authors, ingest
-from streams.steps.enrich import EnrichStep
+from streams.steps.enrich import EnrichStep, RawPositions, raw_processed_key
 from streams.steps.windows import FanOut, WindowDelivery, apply, windows_partition
 from streams.windows.engine import EngineOutput, WindowConfig, WindowEngine
 
@@ -52,6 +52,68 @@ def test_a_row_larger_than_the_target_travels_alone() -> None:
     big = msgspec.structs.replace(event("t", 1), body="x" * 5000)
     envelopes = batches.encode_envelopes([event("t", 0), big, event("t", 2)], target_bytes=1000)
     assert [len(batches.EnvelopeDecoder(CommentEvent).decode(env)) for env in envelopes] == [1, 1, 1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=40),
+    max_rows=st.integers(min_value=1, max_value=12),
+    target_bytes=st.integers(min_value=200, max_value=3000),
+)
+def test_each_envelope_carries_the_raw_positions_of_its_own_rows(count: int, max_rows: int, target_bytes: int) -> None:
+    rows = [event("t", i) for i in range(count)]
+    raw = [(i % 3, 1000 + i) for i in range(count)]
+    envelopes = batches.encode_envelopes(rows, max_rows=max_rows, target_bytes=target_bytes, raw=raw)
+    decoder = batches.EnvelopeDecoder(CommentEvent)
+    decoded = [decoder.decode_envelope(env) for env in envelopes]
+    assert all(len(d.items) == len(d.raw) for d in decoded)
+    assert [e for d in decoded for e in d.items] == rows
+    assert [tuple(r) for d in decoded for r in d.raw] == raw
+    # Envelopes without positions (the other topics, and comments.valid as written before) still read.
+    assert [e for env in batches.encode_envelopes(rows, max_rows=max_rows) for e in decoder.decode(env)] == rows
+    assert all(not decoder.decode_envelope(env).raw for env in batches.encode_envelopes(rows[:3]))
+
+
+def test_an_envelope_whose_positions_do_not_match_its_items_is_refused() -> None:
+    with pytest.raises(ValueError, match="2 raw positions for 1 rows"):
+        batches.encode_envelopes([event("t", 0)], raw=[(0, 1), (0, 2)])
+    (value,) = batches.encode_envelopes([event("t", 0), event("t", 1)], raw=[(0, 1), (0, 2)])
+    broken = value.replace(b"[[0,1],[0,2]]", b"[[0,1]]")
+    with pytest.raises(msgspec.ValidationError, match="1 raw positions for 2 items"):
+        batches.EnvelopeDecoder(CommentEvent).decode(broken)
+
+
+def test_ingest_gives_each_valid_event_its_position_in_the_batch() -> None:
+    values = [msgspec.json.encode(event(f"t{i % 5}", i)) for i in range(30)]
+    values[7] = b"not json"
+    out = ingest.validate_batch(values, partitions=3)
+    assert out.positions.keys() == out.valid.keys()
+    for partition, events in out.valid.items():
+        assert [values[p] for p in out.positions[partition]] == [msgspec.json.encode(e) for e in events]
+    assert sorted(p for ps in out.positions.values() for p in ps) == [i for i in range(30) if i != 7]
+
+
+def test_raw_positions_take_only_copies_of_what_a_persisted_batch_processed_for_read_before() -> None:
+    """Valid partition 0 had processed raw partition 1 up to offset 50 and raw partition 2 up to 9."""
+    store: dict[str, Any] = {raw_processed_key(0, 1): 50, raw_processed_key(0, 2): 9}
+    copies = [event("t", i) for i in range(3)]  # ingest sent raw 1 offsets 49-51 again
+    fresh = [event("u", i) for i in range(2)]  # raw 2 offset 10, and raw 3 (nothing yet) offset 0
+    old = [event("v", 0)]  # an envelope written before positions were carried
+    positions = RawPositions(store)
+    positions.note(0, copies, [(1, 49), (1, 50), (1, 51)])
+    positions.note(0, fresh, [(2, 10), (3, 0)])
+    positions.note(0, old, [])
+    positions.note(1, [event("w", 0)], [(1, 40)])  # another valid partition has its own positions
+    assert [positions.read_before(e) for e in copies + fresh + old] == [True, True, False, False, False, False]
+    assert sorted(positions.advanced()) == [
+        (0, raw_processed_key(0, 1), 51),
+        (0, raw_processed_key(0, 2), 10),
+        (0, raw_processed_key(0, 3), 0),
+        (1, raw_processed_key(1, 1), 40),
+    ]
+    replay = RawPositions(store)
+    replay.note(0, copies[:2], [(1, 30), (1, 45)])  # a batch of copies only: nothing moves back
+    assert replay.advanced() == [] and all(replay.read_before(e) for e in copies[:2])
 
 
 def test_an_envelope_of_another_version_is_refused() -> None:
