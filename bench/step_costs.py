@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import msgspec  # noqa: E402
 from pipeline import generate, machine  # noqa: E402
 
+from streams.cli import freeze_long_lived_objects  # noqa: E402
 from streams.clickhouse.rows import comment_row  # noqa: E402
 from streams.enrich.flags import FlagScorer  # noqa: E402
 from streams.enrich.language import detect_languages  # noqa: E402
@@ -91,6 +92,7 @@ def main() -> int:
     scorer = FlagScorer()
     scorer.warm_up()
     detect_languages(["warm up"])
+    freeze_long_lived_objects()  # the worker's garbage collection settings (streams.cli)
     runs = [one_run(values, scorer, args.partitions) for _ in range(args.repeats)]
     comments = runs[0][0]
     steps = list(runs[0][1])
