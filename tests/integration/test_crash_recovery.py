@@ -76,17 +76,13 @@ def test_a_worker_frozen_past_its_session_timeout_loses_nothing(fresh_pipeline: 
     assert rows[0] == (total, total, 8)
 
 
-def test_a_kill_with_the_retention_on_leaves_every_author_count_exact(broker: str, tmp_path: Path) -> None:
-    """With STREAMS_STATE_RETENTION_SECONDS on, enrich retires threads the stream moved past and the
-    author counts drop those comments' keys, then the authors' keys for the threads (once the commit
-    passed the notice). Killed mid-stream and restarted, every author's count still equals their
-    comments: a replay after the kill neither counts a retired comment again nor loses one, nor
-    dead-letters the copies it read again."""
+def retention_items(threads: int = 40, per_thread: int = 60) -> list[SourceItem]:
+    """A thread every 2 hours of event time, over about 3 days: with 3 h of retention, enrich
+    retires the early threads while the later ones are still coming."""
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    threads, per_thread = 40, 60
     items = []
     for t in range(threads):
-        for i in range(per_thread):  # a thread every 2 hours of event time, over about 3 days
+        for i in range(per_thread):
             event = CommentEvent(
                 event_id=f"r-{t}-{i}",
                 source="retention-crash",
@@ -98,7 +94,61 @@ def test_a_kill_with_the_retention_on_leaves_every_author_count_exact(broker: st
                 body=f"comment {i} in thread {t}",
             )
             items.append(SourceItem(key=event.thread_id, value=msgspec.json.encode(event)))
-    total = threads * per_thread
+    return items
+
+
+def assert_author_counts_exact(p: Pipeline, authors: int) -> None:
+    counted = p.query(
+        "SELECT author, count(), max(author_comment_count), uniqExact(thread_id), max(author_thread_count) "
+        "FROM comments FINAL WHERE source = 'retention-crash' GROUP BY author ORDER BY author"
+    )
+    assert len(counted) == authors
+    for author, comments, comment_count, thread_ids, thread_count in counted:
+        assert (author, comment_count, thread_count) == (author, comments, thread_ids)
+
+
+def test_ingest_s_copies_of_retired_comments_sent_again_are_not_dead_letters(broker: str, tmp_path: Path) -> None:
+    """Ingest's first batch (the comments fed before the worker starts: threads spanning days) fails
+    after it sent its events (STREAMS_FAULT_INJECT) and is sent again 0.1 s later. When enrich
+    placed them and retired the early threads in between, the copies (new comments.valid offsets,
+    the same comments.raw ones) meet retired comments: they must be skipped, not dead-lettered.
+    Whether enrich took the copies in a later batch than the events is timing: up to 3 fresh runs,
+    until one does."""
+    items = retention_items()
+    for attempt in range(3):
+        p = Pipeline(
+            tmp_path / str(attempt),
+            broker,
+            STREAMS_STATE_RETENTION_SECONDS=str(3 * 3600),
+            STREAMS_FAULT_INJECT="ingest:1",
+        )
+        p.feed_items(items)
+        p.start()
+        try:
+            p.wait_until(
+                "SELECT count() FROM comments FINAL WHERE source = 'retention-crash'",
+                lambda n: n >= len(items),
+                timeout=180,
+            )
+            p.wait_for_metric("streams_consumer_lag", lambda n: n == 0, timeout=120)
+            assert p.metric("streams_agent_crashes_total", agent="ingest") == 1
+            assert_author_counts_exact(p, 23)
+            assert p.scalar("SELECT count() FROM dead_letters FINAL") == 0
+            if p.metric("streams_replayed_retired_total", agent="enrich") > 0:
+                return  # copies met retired comments, and none was dead-lettered
+        finally:
+            p.stop()
+    pytest.fail("in 3 runs enrich never read ingest's copies after retiring their comments")
+
+
+def test_a_kill_with_the_retention_on_leaves_every_author_count_exact(broker: str, tmp_path: Path) -> None:
+    """With STREAMS_STATE_RETENTION_SECONDS on, enrich retires threads the stream moved past and the
+    author counts drop those comments' keys, then the authors' keys for the threads (once the commit
+    passed the notice). Killed mid-stream and restarted, every author's count still equals their
+    comments: a replay after the kill neither counts a retired comment again nor loses one, nor
+    dead-letters the copies it read again."""
+    items = retention_items()
+    total = len(items)
     p = Pipeline(tmp_path, broker, STREAMS_STATE_RETENTION_SECONDS=str(3 * 3600)).start()
     try:
         p.feed_items(items)
@@ -108,13 +158,7 @@ def test_a_kill_with_the_retention_on_leaves_every_author_count_exact(broker: st
         p.wait_until(
             "SELECT count() FROM comments FINAL WHERE source = 'retention-crash'", lambda n: n >= total, timeout=300
         )
-        counted = p.query(
-            "SELECT author, count(), max(author_comment_count), uniqExact(thread_id), max(author_thread_count) "
-            "FROM comments FINAL WHERE source = 'retention-crash' GROUP BY author ORDER BY author"
-        )
-        assert len(counted) == 23
-        for author, comments, comment_count, thread_ids, thread_count in counted:
-            assert (author, comment_count, thread_count) == (author, comments, thread_ids)
+        assert_author_counts_exact(p, 23)
         # The replay after the kill met comments the persisted tree had retired: those enrich read
         # again, and those ingest sent again (new comments.valid offsets, their comments.raw place
         # carried along) are skipped as processed before. Before, hundreds per run were dead-lettered.
