@@ -28,7 +28,7 @@ async def handle(events: Sequence[faust.EventT[Any]]) -> None:
     if out.unknown_fields:
         metrics.UNKNOWN_FIELDS.labels(AGENT).inc(out.unknown_fields)
     # Each event's place on comments.raw rides along: enrich tells this batch's copies, sent again
-    # after a crash, from a source sending a comment again (streams.steps.enrich.RawReplays).
+    # after a crash, from a source sending a comment again (streams.steps.enrich.RawPositions).
     raw = {
         partition: [(events[p].message.partition, events[p].message.offset) for p in positions]
         for partition, positions in out.positions.items()
