@@ -136,8 +136,9 @@ def encode_envelopes(
         size += len(encoded) + 1
     if parts:
         close(index + 1)
-    if raw is not None and len(raw) != (index + 1 if parts else 0):
-        raise ValueError(f"{len(raw)} raw positions for {index + 1 if parts else 0} rows")
+    rows_seen = index + 1 if parts else 0
+    if raw is not None and len(raw) != rows_seen:
+        raise ValueError(f"{len(raw)} raw positions for {rows_seen} rows")
     return out
 
 
