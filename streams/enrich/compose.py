@@ -51,6 +51,12 @@ def note_fingerprint(store: MutableMapping[str, Any], fingerprint: str, author: 
                 others += 1
         if own is not None and own <= posted_ms:
             return others
+        if own is None and len(stored) == MAX_AUTHORS_PER_FINGERPRINT:
+            # A new author of a text copied this often: kept only if it sorts among the earliest
+            # (the list is sorted by (time, author)); a later one changes nothing (spam waves).
+            last_name, last_at = stored[-1]
+            if (posted_ms, author) > (last_at, last_name):
+                return others
     first_seen: dict[str, int] = {}
     for entry in stored:
         if isinstance(entry, str):  # old state shape

@@ -88,3 +88,32 @@ def test_old_state_shape_still_reads() -> None:
     store: dict[str, Any] = {f"fp|{FP}": ["a", "b"]}
     assert note_fingerprint(store, FP, "c", 0) == 2
     assert note_fingerprint(store, FP, "a", 0) == 1
+
+
+def reference_note(store: dict[str, Any], author: str, posted: int) -> int:
+    """note_fingerprint without its shortcuts: rebuild, sort and cut the list on every call."""
+    first_seen = {str(name): int(at) for name, at in store.get(f"fp|{FP}", [])}
+    others = sum(1 for name, at in first_seen.items() if name != author and at < posted)
+    if posted < first_seen.get(author, posted + 1):
+        first_seen[author] = posted
+    kept = sorted(first_seen.items(), key=lambda item: (item[1], item[0]))[:MAX_AUTHORS_PER_FINGERPRINT]
+    store[f"fp|{FP}"] = [[name, at] for name, at in kept]
+    return others
+
+
+# Enough authors to fill the kept list, with ties in time and repeats.
+many_copies = st.lists(
+    st.tuples(st.integers(0, 80).map(lambda i: f"u{i:02d}"), st.integers(0, 40).map(lambda m: m * 1000)),
+    min_size=MAX_AUTHORS_PER_FINGERPRINT * 2,
+    max_size=200,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(many_copies)
+def test_counts_and_state_equal_the_plain_rebuild_when_the_list_is_full(items: list[tuple[str, int]]) -> None:
+    store: dict[str, Any] = {}
+    reference: dict[str, Any] = {}
+    for author, posted in items:
+        assert note_fingerprint(store, FP, author, posted) == reference_note(reference, author, posted)
+        assert store.get(f"fp|{FP}") == reference.get(f"fp|{FP}")

@@ -216,16 +216,20 @@ class WindowEngine(_Detecting):
     ) -> None:
         """Record a source as [newest event time, (source) clock time it last advanced, caught up];
         ``fresh``: ``at_ms`` is the upstream's own word for when it last advanced, taken as it is."""
-        sources = dict(meta.get("src") or {})
-        seen = sources.get(source)
+        current: dict[str, list[int]] = meta.get("src") or {}
+        seen = current.get(source)
         if seen is None:
-            sources[source] = [event_ms, at_ms, int(caught_up)]
+            entry = [event_ms, at_ms, int(caught_up)]
         elif fresh:
-            sources[source] = [max(seen[0], event_ms), max(seen[1], at_ms), int(caught_up)]
+            entry = [max(seen[0], event_ms), max(seen[1], at_ms), int(caught_up)]
         elif event_ms > seen[0]:
-            sources[source] = [event_ms, max(seen[1], at_ms), int(caught_up)]
+            entry = [event_ms, max(seen[1], at_ms), int(caught_up)]
         else:
-            sources[source] = [seen[0], seen[1], int(caught_up)]
+            entry = [seen[0], seen[1], int(caught_up)]
+        if entry == seen:
+            return  # most items of a batch: the dict stays, and so does _live_sources_min's answer
+        sources = dict(current)
+        sources[source] = entry
         meta["src"] = sources
 
     def _live_sources(self, meta: dict[str, Any], clock_ms: int) -> list[list[int]]:
@@ -251,7 +255,11 @@ class WindowEngine(_Detecting):
         cached = self._live_min.get(partition)
         if cached is not None and cached[0] is sources and cached[1] == clock_ms:
             return cached[2]
-        oldest = min((s[0] for s in self._live_sources(meta, clock_ms)), default=math.inf)
+        oldest = math.inf
+        idle = self.config.source_idle_ms
+        for seen in (sources or {}).values():  # _live_sources, without building the list
+            if clock_ms - seen[1] < idle and seen[0] < oldest:
+                oldest = seen[0]
         self._live_min[partition] = (sources, clock_ms, oldest)
         return oldest
 

@@ -51,6 +51,15 @@ class WriteBuffer(MutableMapping[str, Any]):
             return value
         return self.backing[key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Not MutableMapping.get: it raises and catches a KeyError for every miss. Reads still go
+        # through the backing's __getitem__ (a store may hand out copies there).
+        if key in self._staged:
+            value = self._staged[key]
+            return default if value is _DELETED else value
+        backing = self.backing
+        return backing[key] if key in backing else default  # noqa: SIM401 (see above)
+
     def __setitem__(self, key: str, value: Any) -> None:
         self._staged.pop(key, None)  # moves the key to the end: the order of last writes
         self._staged[key] = value
