@@ -12,7 +12,8 @@ And Faust's memory store has no persisted offsets, so when a rebalance leaves a 
 was (another process of `--processes N` joined or left), Faust reads that partition's changelog
 again from where its last restore ended: everything this process wrote since. Here the store keeps
 the offset of the newest record in memory (:meth:`advance`, from `StagedTable.persist`), and Faust
-starts reading after it.
+starts reading after it. That holds only while the partition stays: one that comes back after
+another process held it is read from the start again (see :meth:`on_rebalance`).
 
 The records are applied as Faust applies them (memory.Store.apply_changelog_batch): JSON keys and
 values (Faust's json codec, orjson), a null value deletes the key, and each key remembers its
@@ -59,6 +60,8 @@ class BulkRestoreStore(memory.Store[Any, Any]):
         super().__post_init__()
         #: Changelog partition -> offset of the newest record this memory holds.
         self._persisted: dict[TP, int] = {}
+        #: The changelog partitions this table was active for after the last rebalance.
+        self._actives: set[TP] = set()
         #: Keys whose changelog value is split into parts: (generation, count) (see StagedTable).
         self.split: dict[str, tuple[str, int]] = {}
         self._loader = state_parts.ChangelogLoader(self.data, self._key_partition, self.split)
@@ -83,9 +86,14 @@ class BulkRestoreStore(memory.Store[Any, Any]):
             self._persisted.pop(tp, None)
         changelog = self.table.changelog_topic.get_topic_name()
         active = {tp for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
-        missing = sorted(tp for tp in active if tp not in self._persisted)
+        # A partition this process did not hold in the last assignment is restored whatever
+        # `_persisted` says: a batch still in flight when it was revoked can persist (advance) after
+        # the revoke, and Faust has dropped the keys it restored since, so skipping the restore would
+        # run on what is left (seen: windows and a comment lost after a child was killed).
+        missing = sorted(tp for tp in active if tp not in self._persisted or tp not in self._actives)
         if missing:
             await self._restore(missing)
+        self._actives = active  # only once restored: a restore cut short by a new rebalance runs again
 
     async def _restore(self, tps: list[TP]) -> None:
         """Load every record of `tps` up to their current end, then persist their offsets. Faust's
